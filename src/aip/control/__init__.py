@@ -1,0 +1,1 @@
+"""The control plane: job and queue services, the reconcile loop, launching replicas."""

@@ -1,0 +1,322 @@
+"""The reconcile loop: level-triggered, it compares what the store wants with what runs.
+
+One pass, in phases:
+    1. observe   poll every live replica through the Executor; record exits
+    2. advance   move jobs along the state machine (success, failure, retry, timeout)
+    3. stop      carry out stops in progress: SIGTERM, then SIGKILL after the grace period,
+                 then finalize (cancelled, requeued after preemption, retry backoff)
+    4. schedule  snapshot -> ``aip.scheduler.schedule`` -> launch, preempt, explain waits
+
+It runs in one thread beside the API and is woken by every change (submit, cancel, new
+queue); otherwise it ticks. Everything it knows is in the store, so a restarted control plane
+picks up where the last one stopped (``recover`` re-adopts replicas that kept running).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from aip.control import jobs as job_service
+from aip.control import queues as queue_service
+from aip.control.launch import Launcher
+from aip.control.snapshot import allocations, build_snapshot, pending_job, role_requests
+from aip.control.states import LIVE_REPLICA_STATES, JobState, ReplicaState
+from aip.executor.base import Executor, ReplicaHandle
+from aip.scheduler import Admit, Node, PendingJob, Preempt, RoleRequest, Wait, schedule
+from aip.spec import JobSpec
+from aip.store.tables import JobRow, ReplicaRow
+
+log = logging.getLogger("aip.reconciler")
+
+ACTIVE_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.PREEMPTED, JobState.RETRYING)
+
+
+@dataclass(frozen=True)
+class ReconcileOptions:
+    stop_grace_period: float = 10.0  # seconds between SIGTERM and SIGKILL
+    retry_backoff_base: float = 1.0  # first retry waits this long, doubling up to the max
+    retry_backoff_max: float = 60.0
+    tick: float = 0.2  # how often replicas are polled when nothing wakes the loop
+    resync_interval: float = 2.0  # schedule at least this often, even with no change
+
+
+class Reconciler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        executor: Executor,
+        nodes: Callable[[], Sequence[Node]],
+        launcher: Launcher,
+        options: ReconcileOptions | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.executor = executor
+        self.nodes = nodes
+        self.launcher = launcher
+        self.options = options or ReconcileOptions()
+        self.clock = clock
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._dirty = True
+        self._last_schedule = 0.0
+        self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._run, name="aip-reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def wake(self) -> None:
+        """Ask for a pass soon, with scheduling (something changed)."""
+        self._dirty = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.options.tick)
+            self._wake.clear()
+            try:
+                self.reconcile_once()
+            except Exception:  # keep the loop alive; the next pass retries from the store
+                log.exception("reconcile pass failed")
+                time.sleep(self.options.tick)
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def reconcile_once(self) -> None:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            changed = self._observe(session, now)
+            changed |= self._advance(session, now)
+            changed |= self._carry_out_stops(session, now)
+        if changed:
+            self._dirty = True
+        if self._dirty or now - self._last_schedule >= self.options.resync_interval:
+            self._dirty = False
+            self._last_schedule = now
+            self._schedule(now)
+
+    def recover(self) -> None:
+        """After a restart: finish launching jobs that were admitted when the last control
+        plane died. Launching is idempotent per replica, so a replica whose process did start
+        is adopted, not started twice. Replicas that kept running are simply polled."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            for job in session.scalars(select(JobRow).where(JobRow.state == JobState.ADMITTED)):
+                log.info("finishing the launch of %s after a restart", job.id)
+                self.launcher.launch(session, job, now)
+            live = session.scalars(select(ReplicaRow).where(
+                ReplicaRow.state == ReplicaState.RUNNING)).all()
+            if live:
+                log.info("re-adopting %d replicas that outlived the last control plane", len(live))
+
+    # -- phase 1: observe ----------------------------------------------------------------
+
+    def _observe(self, session: Session, now: float) -> bool:
+        changed = False
+        for replica in session.scalars(
+                select(ReplicaRow).where(ReplicaRow.state == ReplicaState.RUNNING)):
+            if replica.handle is None:
+                continue
+            status = self.executor.poll(ReplicaHandle.from_dict(json.loads(replica.handle)))
+            if status.state == "running":
+                continue
+            replica.state = ReplicaState.EXITED if status.state == "exited" else ReplicaState.LOST
+            replica.exit_code = status.exit_code
+            replica.reason = status.reason
+            replica.finished_at = now
+            changed = True
+        return changed
+
+    # -- phase 2: advance ----------------------------------------------------------------
+
+    def _advance(self, session: Session, now: float) -> bool:
+        changed = False
+        for job in session.scalars(select(JobRow).where(
+                JobRow.state.in_((JobState.ADMITTED, JobState.RUNNING)),
+                JobRow.stop_reason.is_(None))):
+            replicas = job_service.replicas_of(session, job)
+            failed = [r for r in replicas if r.state == ReplicaState.LOST or (
+                r.state == ReplicaState.EXITED and r.exit_code != 0)]
+            if failed:
+                self._fail_attempt(session, job, failed[0], now)
+                changed = True
+            elif replicas and all(r.state == ReplicaState.EXITED for r in replicas):
+                job_service.finish(job, JobState.SUCCEEDED, None, now, exit_code=0)
+                job_service.add_event(session, job.id, "Succeeded", "every replica exited 0", now)
+                changed = True
+            elif self._timed_out(job, now):
+                timeout = JobSpec.model_validate_json(job.spec).timeout
+                message = f"timed out after {timeout:g}s"
+                job_service.finish(job, JobState.FAILED, message, now)
+                self._begin_stop(job, "timeout", message)
+                job_service.add_event(session, job.id, "TimedOut", message, now)
+                changed = True
+        for job in session.scalars(select(JobRow).where(
+                JobRow.state == JobState.RETRYING, JobRow.stop_reason.is_(None),
+                JobRow.next_attempt_at <= now)):
+            job.state = JobState.PENDING
+            job.reason = f"waiting to be scheduled (retry {job.attempt} of {job.max_retries})"
+            job.updated_at = now
+            job_service.add_event(session, job.id, "Requeued", "retry backoff elapsed", now)
+            changed = True
+        return changed
+
+    def _timed_out(self, job: JobRow, now: float) -> bool:
+        if job.state != JobState.RUNNING or job.started_at is None:
+            return False
+        timeout = JobSpec.model_validate_json(job.spec).timeout
+        return timeout is not None and now - job.started_at > timeout
+
+    def _fail_attempt(self, session: Session, job: JobRow, replica: ReplicaRow,
+                      now: float) -> None:
+        name = f"{replica.role}-{replica.index}"
+        what = replica.reason or f"exited with code {replica.exit_code}"
+        if job.attempt <= job.max_retries:
+            delay = min(self.options.retry_backoff_base * 2 ** (job.attempt - 1),
+                        self.options.retry_backoff_max)
+            message = (f"replica {name} {what}; retrying in {delay:g}s "
+                       f"(retry {job.attempt} of {job.max_retries})")
+            job.state = JobState.RETRYING
+            job.reason = message
+            job.exit_code = replica.exit_code
+            job.next_attempt_at = now + delay
+            job.updated_at = now
+            job_service.add_event(session, job.id, "Retrying", message, now)
+        else:
+            message = f"replica {name} {what}"
+            if job.max_retries:
+                message += f" (after {job.max_retries} retries)"
+            job_service.finish(job, JobState.FAILED, message, now, exit_code=replica.exit_code)
+            job_service.add_event(session, job.id, "Failed", message, now)
+        self._begin_stop(job, "failed", message)
+
+    @staticmethod
+    def _begin_stop(job: JobRow, why: str, message: str) -> None:
+        job.stop_reason = why
+        job.stop_message = message
+        job.stop_requested_at = None
+        job.kill_sent = False
+
+    # -- phase 3: stops ------------------------------------------------------------------
+
+    def _carry_out_stops(self, session: Session, now: float) -> bool:
+        changed = False
+        for job in session.scalars(select(JobRow).where(JobRow.stop_reason.is_not(None))):
+            live = [r for r in job_service.replicas_of(session, job)
+                    if r.state in LIVE_REPLICA_STATES]
+            if live and job.stop_requested_at is None:
+                for replica in live:
+                    self._signal(replica, kill=False)
+                job.stop_requested_at = now
+            elif live and not job.kill_sent and (
+                    now - (job.stop_requested_at or now) >= self.options.stop_grace_period):
+                for replica in live:
+                    self._signal(replica, kill=True)
+                job.kill_sent = True
+                job_service.add_event(session, job.id, "Killed", (
+                    f"replicas still alive {self.options.stop_grace_period:g}s after SIGTERM; "
+                    "sent SIGKILL"), now)
+            elif not live:
+                self._finalize_stop(session, job, now)
+                changed = True
+        return changed
+
+    def _signal(self, replica: ReplicaRow, *, kill: bool) -> None:
+        if replica.handle is None:
+            return
+        handle = ReplicaHandle.from_dict(json.loads(replica.handle))
+        if kill:
+            self.executor.kill(handle)
+        else:
+            self.executor.terminate(handle)
+
+    def _finalize_stop(self, session: Session, job: JobRow, now: float) -> None:
+        why, message = job.stop_reason, job.stop_message or ""
+        job.stop_reason = job.stop_message = job.stop_requested_at = None
+        job.kill_sent = False
+        job.updated_at = now
+        if why == "cancel":
+            job_service.finish(job, JobState.CANCELLED, message, now)
+            job_service.add_event(session, job.id, "Cancelled", message, now)
+        elif why == "preempt":
+            job.state = JobState.PENDING
+            job.preemptions += 1
+            job.reason = f"requeued after preemption ({message})"
+            job_service.add_event(session, job.id, "Requeued", job.reason, now)
+
+    # -- phase 4: schedule ---------------------------------------------------------------
+
+    def _schedule(self, now: float) -> None:
+        with self.sessions.begin() as session:
+            pending_rows = session.scalars(select(JobRow).where(
+                JobRow.state == JobState.PENDING).order_by(JobRow.seq)).all()
+            if not pending_rows:
+                return
+            live = session.scalars(select(ReplicaRow).where(
+                ReplicaRow.state.in_(tuple(LIVE_REPLICA_STATES)))).all()
+            holders = {r.job_id for r in live}
+            jobs_by_id = {j.id: j for j in session.scalars(
+                select(JobRow).where(JobRow.id.in_(holders)))} if holders else {}
+            snapshot = build_snapshot(
+                self.nodes(), queue_service.list_all(session), allocations(jobs_by_id, live),
+                [self._pending(row) for row in pending_rows])
+            result = schedule(snapshot)
+            by_id = {row.id: row for row in pending_rows}
+            for wait in result.waiting:
+                self._explain(session, by_id[wait.job_id], wait, now)
+            for preempt in result.preempted:
+                self._preempt(session, jobs_by_id[preempt.job_id], preempt, now)
+            admitted = [(by_id[a.job_id], a) for a in result.admitted]
+            for job, admit in admitted:
+                self.launcher.admit(session, job, admit, now)
+        # Launch after the admission is committed: a crash in between leaves rows that
+        # ``recover`` understands, never a process the store does not know about.
+        if admitted:
+            with self.sessions.begin() as session:
+                for job, _ in admitted:
+                    self.launcher.launch(session, session.merge(job), self.clock())
+
+    def _pending(self, row: JobRow) -> PendingJob:
+        roles = self._roles_cache.get(row.id)
+        if roles is None:
+            roles = role_requests(JobSpec.model_validate_json(row.spec))
+            self._roles_cache[row.id] = roles
+        return pending_job(row, roles)
+
+    @staticmethod
+    def _explain(session: Session, job: JobRow, wait: Wait, now: float) -> None:
+        if job.reason == wait.reason:
+            return
+        if job.reason_code != wait.code:
+            job_service.add_event(session, job.id, "Pending", wait.reason, now)
+        job.reason = wait.reason
+        job.reason_code = wait.code
+        job.updated_at = now
+
+    def _preempt(self, session: Session, victim: JobRow, preempt: Preempt, now: float) -> None:
+        victim.state = JobState.PREEMPTED
+        victim.reason = preempt.reason
+        victim.updated_at = now
+        self._begin_stop(victim, "preempt", preempt.reason)
+        job_service.add_event(session, victim.id, "Preempted", preempt.reason, now)
+        self._dirty = True

@@ -1,0 +1,90 @@
+"""One error hierarchy for AIP: a machine-readable code, a message that says what to do,
+and the field paths that caused it.
+
+The REST API sends every error as ``{"code", "message", "fields"}``; the SDK turns that body
+back into the same exception class, and the CLI prints it without a traceback unless
+``AIP_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class AIPError(Exception):
+    """Base of every error AIP raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields: dict[str, str] = dict(fields or {})
+
+    def to_body(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "fields": self.fields}
+
+    def __str__(self) -> str:
+        if not self.fields:
+            return self.message
+        details = "; ".join(f"{path}: {text}" for path, text in self.fields.items())
+        if details in self.message:
+            return self.message
+        return f"{self.message} ({details})"
+
+
+class InvalidSpec(AIPError):
+    """A job, queue or node spec is malformed or breaks a rule."""
+
+    code = "invalid_spec"
+    http_status = 422
+
+
+class Unschedulable(AIPError):
+    """No registered node could ever hold the request, so it is rejected at submit."""
+
+    code = "unschedulable"
+    http_status = 422
+
+
+class NotFound(AIPError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(AIPError):
+    """The request clashes with the current state (a name taken, a job already finished)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class Unauthorized(AIPError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class ServerUnavailable(AIPError):
+    """The client could not reach an AIP server."""
+
+    code = "server_unavailable"
+    http_status = 503
+
+
+ERRORS_BY_CODE: dict[str, type[AIPError]] = {
+    cls.code: cls
+    for cls in (AIPError, InvalidSpec, Unschedulable, NotFound, Conflict, Unauthorized,
+                ServerUnavailable)
+}
+
+
+def error_from_body(status: int, body: object) -> AIPError:
+    """Rebuild the exception a server sent as ``{code, message, fields}``."""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        cls = ERRORS_BY_CODE.get(str(body.get("code")), AIPError)
+        raw_fields = body.get("fields") or {}
+        fields = {str(k): str(v) for k, v in raw_fields.items()} if isinstance(
+            raw_fields, dict) else {}
+        return cls(body["message"], fields=fields)
+    return AIPError(f"server answered HTTP {status}: {body!r}")

@@ -1,0 +1,1 @@
+"""The REST API server (FastAPI) and ``aip up``."""

@@ -1,0 +1,32 @@
+"""The FastAPI application: REST API under /api/v1, OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from aip import __version__
+from aip.control.platform import Platform
+from aip.server.auth import require_token
+from aip.server.errors import install_error_handlers
+from aip.server.routes import jobs, nodes, queues
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(platform: Platform, token: str) -> FastAPI:
+    app = FastAPI(title="AIP", version=__version__, docs_url="/docs",
+                  openapi_url=f"{API_PREFIX}/openapi.json",
+                  description="AIP control plane: jobs on heterogeneous compute, queues, nodes.")
+    app.state.platform = platform
+    app.state.token = token
+    install_error_handlers(app)
+
+    @app.get(f"{API_PREFIX}/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    for module in (jobs, nodes, queues):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,27 @@
+"""FastAPI dependencies, as ``Annotated`` aliases routes can declare."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from aip.control.platform import Platform
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def get_session(platform: PlatformDep) -> Iterator[Session]:
+    with platform.sessions.begin() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]

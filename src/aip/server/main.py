@@ -1,0 +1,78 @@
+"""``aip up``: start the control plane (store, reconciler, API) and serve until stopped.
+
+The server records its address in ``AIP_HOME/server.json`` so the CLI finds it with no
+flags, and removes the record when it stops cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from aip.config import Settings
+from aip.control.platform import Platform, PlatformConfig
+from aip.server.app import create_app
+from aip.server.auth import ensure_token
+
+log = logging.getLogger("aip.server")
+
+
+def run_server(host: str | None = None, port: int | None = None,
+               config_path: Path | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. ``host``/``port`` override the config file."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = Settings()
+    if config_path is not None:
+        settings = settings.model_copy(update={"config": config_path})
+    config = PlatformConfig.load(settings.config_path)
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    url = f"http://{_url_host(host)}:{port}"
+    settings.home.mkdir(parents=True, exist_ok=True)
+    token = ensure_token(settings.token_path)
+    platform = Platform.from_settings(settings, config, server_url=url)
+    platform.start()
+    app = create_app(platform, token)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=3))
+    _record(settings, url)
+    log.info("AIP control plane at %s (database %s, %d node(s))", url,
+             _redacted(settings.effective_database_url()), len(platform.nodes()))
+    try:
+        server.run()
+    finally:
+        platform.close()
+        _forget(settings)
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _record(settings: Settings, url: str) -> None:
+    path = settings.server_info_path
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    os.replace(tmp, path)
+
+
+def _forget(settings: Settings) -> None:
+    info = settings.read_server_info()
+    if info and info.get("pid") == os.getpid():
+        settings.server_info_path.unlink(missing_ok=True)
+
+
+def _redacted(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"

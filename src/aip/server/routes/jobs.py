@@ -1,0 +1,127 @@
+"""Job routes: submit, list, get, cancel, events, logs. Thin: one service call each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from aip.control import jobs as job_service
+from aip.control.states import FINAL_STATES
+from aip.errors import InvalidSpec
+from aip.server import logs
+from aip.server.bodies import body_schema, parse_body
+from aip.server.deps import PlatformDep, SessionDep
+from aip.server.schemas import EventList, JobPage, JobPublic, event_public, job_public
+from aip.spec import JobSpec
+from aip.store.tables import JobRow, ReplicaRow
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+@router.post("", status_code=201, response_model=JobPublic, openapi_extra=body_schema(JobSpec))
+async def submit_job(request: Request, platform: PlatformDep) -> JobPublic:
+    """Submit a job as JSON, or as YAML (``Content-Type: application/yaml``) to get errors
+    with line numbers."""
+    spec = await parse_body(request, JobSpec, "job spec")
+    with platform.sessions.begin() as session:
+        row = job_service.submit(session, spec, platform.nodes(), platform.clock())
+        public = job_public(row, [], str(platform.launcher.job_dir(row.id) / "output"))
+    platform.reconciler.wake()
+    return public
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    session: SessionDep, platform: PlatformDep,
+    state: Annotated[list[str] | None, Query(description="Filter by state; repeatable.")] = None,
+    queue: str | None = None,
+    name: Annotated[str | None, Query(description="Text in the job's name or id.")] = None,
+    label: Annotated[list[str] | None, Query(description="key=value; repeatable.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobPage:
+    labels = dict(_label(item) for item in label or [])
+    rows, total = job_service.list_jobs(session, job_service.JobFilter(
+        states=state or (), queue=queue, text=name, labels=labels, limit=limit, offset=offset))
+    replicas = _replicas_by_job(session, rows)
+    items = [job_public(row, replicas.get(row.id, []),
+                        str(platform.launcher.job_dir(row.id) / "output")) for row in rows]
+    return JobPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: str, session: SessionDep, platform: PlatformDep) -> JobPublic:
+    row = job_service.get(session, job_id)
+    return job_public(row, job_service.replicas_of(session, row),
+                      str(platform.launcher.job_dir(row.id) / "output"))
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=JobPublic)
+def cancel_job(job_id: str, platform: PlatformDep) -> JobPublic:
+    with platform.sessions.begin() as session:
+        row = job_service.request_cancel(session, job_id, platform.clock())
+        public = job_public(row, job_service.replicas_of(session, row),
+                            str(platform.launcher.job_dir(row.id) / "output"))
+    platform.reconciler.wake()
+    return public
+
+
+@router.get("/{job_id}/events", response_model=EventList)
+def job_events(job_id: str, session: SessionDep) -> EventList:
+    return EventList(items=[event_public(e) for e in job_service.events(session, job_id)])
+
+
+@router.get("/{job_id}/logs", response_class=PlainTextResponse, response_model=None)
+def job_logs(
+    job_id: str, platform: PlatformDep,
+    replica: Annotated[str | None, Query(description="e.g. worker-0; default: all")] = None,
+    tail: Annotated[int | None, Query(ge=0, description="Only the last N lines.")] = None,
+    follow: bool = False,
+) -> Response:
+    with platform.sessions() as session:
+        job = job_service.get(session, job_id)
+        spec = JobSpec.model_validate_json(job.spec)
+        sources = _log_sources(platform.launcher.job_dir(job.id), spec, replica)
+    prefix = replica is None and len(sources) > 1
+    if not follow:
+        return PlainTextResponse(logs.tail(sources, tail, prefix))
+
+    def finished() -> bool:
+        with platform.sessions() as session:
+            state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
+        return state in FINAL_STATES
+
+    return StreamingResponse(logs.follow(sources, tail, prefix, finished),
+                             media_type="text/plain; charset=utf-8")
+
+
+def _label(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise InvalidSpec(f"label filter {item!r} must be key=value", fields={"label": item})
+    return key, value
+
+
+def _replicas_by_job(session: SessionDep, rows: list[JobRow]) -> dict[str, list[ReplicaRow]]:
+    if not rows:
+        return {}
+    attempts = {row.id: row.attempt for row in rows}
+    result: dict[str, list[ReplicaRow]] = {}
+    for replica in session.scalars(select(ReplicaRow).where(
+            ReplicaRow.job_id.in_(attempts)).order_by(ReplicaRow.role, ReplicaRow.index)):
+        if replica.attempt == attempts[replica.job_id]:
+            result.setdefault(replica.job_id, []).append(replica)
+    return result
+
+
+def _log_sources(job_dir: Path, spec: JobSpec, replica: str | None) -> list[tuple[str, str]]:
+    names = [f"{role}-{i}" for role, group in spec.replicas.items() for i in range(group.count)]
+    if replica is not None:
+        if replica not in names:
+            raise InvalidSpec(f"job has no replica {replica!r}; it has: {', '.join(names)}",
+                              fields={"replica": f"unknown replica {replica!r}"})
+        names = [replica]
+    return [(name, str(job_dir / "logs" / f"{name}.log")) for name in names]

@@ -1,0 +1,1 @@
+"""The control plane's store: SQLAlchemy tables, Alembic migrations, repositories."""

@@ -1,0 +1,147 @@
+"""A real ``aip up`` process on a free loopback port, with its own AIP_HOME and config.
+
+    with AipServer(tmp_path, nodes=[...]) as server:
+        job = server.client.submit_job({...})
+
+Nothing of AIP is mocked: the server runs its store, reconciler and local executor, and
+jobs are real subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aip.client import Client
+
+DEFAULT_NODES = [{"name": "node-a", "cpu": 8, "memory": "16Gi",
+                  "gpus": {"count": 4, "model": "T4", "memory": "16Gi"},
+                  "accelerators": {"tpu": 4}}]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AipServer:
+    def __init__(self, home: Path, *, nodes: list[dict[str, Any]] | None = None,
+                 server: dict[str, Any] | None = None, database_url: str | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        config = {"server": {"stop_grace_period": 1, "retry_backoff_base": 0.2,
+                             **(server or {})},
+                  "nodes": nodes if nodes is not None else DEFAULT_NODES}
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.yaml").write_text(yaml.safe_dump(config))
+        self.process: subprocess.Popen[bytes] | None = None
+        self._client: Client | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIP_")}
+        env["AIP_HOME"] = str(self.home)
+        if self.database_url:
+            env["AIP_DATABASE_URL"] = self.database_url
+        return env
+
+    def start(self) -> AipServer:
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aip", "up", "--port", str(self.port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"aip up exited early:\n{self.server_log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                info = json.loads((self.home / "server.json").read_text())
+                if info.get("pid") == self.process.pid:
+                    self._client = None
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"aip up did not answer within 30 s:\n{self.server_log()}")
+
+    @property
+    def token(self) -> str:
+        return (self.home / "token").read_text().strip()
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(server=self.url, token=self.token)
+        return self._client
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the real ``aip`` CLI against this server (found through AIP_HOME)."""
+        return subprocess.run([sys.executable, "-m", "aip", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def kill(self) -> None:
+        """SIGKILL the server alone: its replicas live on in their own sessions."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def server_log(self) -> str:
+        try:
+            return (self.home / "server.log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def __enter__(self) -> AipServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05,
+             message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def job_spec(name: str, code: str, **fields: Any) -> dict[str, Any]:
+    """A one-replica job running ``python -c code``."""
+    resources = fields.pop("resources", {"cpu": 0.5, "memory": "128Mi"})
+    count = fields.pop("count", 1)
+    return {"name": name, "replicas": {"worker": {
+        "count": count, "command": [sys.executable, "-c", code], "resources": resources}},
+        **fields}
