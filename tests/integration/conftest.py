@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import AipServer
+from aip.testing.server import AipServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

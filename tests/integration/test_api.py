@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.harness import AipServer
+from aip.testing.server import AipServer
 
 
 @pytest.mark.parametrize("headers", [

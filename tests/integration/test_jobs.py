@@ -9,7 +9,7 @@ import time
 import pytest
 
 from aip.errors import Conflict, InvalidSpec
-from tests.integration.harness import AipServer, job_spec, wait_for
+from aip.testing.server import AipServer, job_spec, wait_for
 
 REPORT_ENV = (
     "import os, json; print(json.dumps({k: os.environ.get(k) for k in ("

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.harness import AipServer, job_spec, wait_for
+from aip.testing.server import AipServer, job_spec, wait_for
 
 SMALL_NODE = [{"name": "small", "cpu": 4, "memory": "8Gi", "gpus": {"count": 2, "model": "A10"}}]
 HOLD = "import time; print('running', flush=True); time.sleep(60)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.integration.harness import AipServer, job_spec, wait_for
+from aip.testing.server import AipServer, job_spec, wait_for
 
 
 def test_sigkill_mid_job_then_restart_keeps_every_job_and_its_state(fresh_home: Path) -> None:

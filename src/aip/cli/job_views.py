@@ -7,10 +7,12 @@ from typing import Any
 
 from aip.cli.output import (
     accelerator_assignment,
+    add_row,
     age,
     elapsed,
     gpu_assignment,
     human_bytes,
+    new_grid,
     new_table,
     number,
     styled_state,
@@ -19,29 +21,30 @@ from aip.cli.output import (
 Job = dict[str, Any]
 
 
-def jobs_table(jobs: list[Job], now: datetime | None = None) -> Any:
-    table = new_table("ID", "NAME", "QUEUE", "PRI", "STATE", "REPLICAS", "REQUEST", "AGE",
-                      "DURATION", "REASON")
+def jobs_table(jobs: list[Job], *, wide: bool = False, now: datetime | None = None) -> Any:
+    """ID, name, queue, state, age, duration, reason; ``wide`` adds priority and requests."""
+    columns = ["ID", "NAME", "QUEUE", "STATE", "AGE", "DURATION", "REASON"]
+    if wide:
+        columns[3:3] = ["PRI", "REPLICAS", "REQUEST"]
+    table = new_table(*columns, wrap=("REQUEST", "REASON"))
     for job in jobs:
-        table.add_row(
-            job["id"], job.get("name", ""), job.get("queue", ""), str(job.get("priority", 0)),
-            styled_state(job["state"]), str(replica_count(job)), request_summary(job),
-            age(job.get("created_at"), now),
-            elapsed(job.get("started_at"), job.get("finished_at"), now),
-            outcome(job),
-        )
+        cells: list[Any] = [job["id"], job.get("name", ""), job.get("queue", "")]
+        if wide:
+            cells += [str(job.get("priority", 0)), str(replica_count(job)), request_summary(job)]
+        cells += [
+            styled_state(job["state"]), age(job.get("created_at"), now),
+            elapsed(job.get("started_at"), job.get("finished_at"), now), outcome(job),
+        ]
+        add_row(table, *cells)
     return table
 
 
 def job_detail(job: Job, now: datetime | None = None) -> Any:
     """A kubectl-describe-like view: the job's facts, then one row per replica."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
+    facts = new_grid()
     state = styled_state(job["state"])
     if job.get("reason"):
         state.append(f"  {job['reason']}", style="")
@@ -66,15 +69,15 @@ def job_detail(job: Job, now: datetime | None = None) -> Any:
         rows.append((f"Role {role}", f"{group.get('count', 1)} x ({resources_summary(group)}): "
                                       f"{command}"))
     for label, value in rows:
-        facts.add_row(label, value)
+        add_row(facts, label, value)
     replicas = job.get("replicas") or []
     if not replicas:
         return facts
     table = new_table("REPLICA", "STATE", "NODE", "GPUS", "ACCELERATORS", "PID", "EXIT",
-                      "DURATION")
+                      "DURATION", wrap=("ACCELERATORS",))
     for replica in replicas:
-        table.add_row(
-            replica["name"], styled_state(replica.get("state") or "-"),
+        add_row(
+            table, replica["name"], styled_state(replica.get("state") or "-"),
             replica.get("node") or "-",
             gpu_assignment(replica.get("gpus"), replica.get("gpu_share")),
             accelerator_assignment(replica.get("accelerators")),
@@ -85,10 +88,10 @@ def job_detail(job: Job, now: datetime | None = None) -> Any:
 
 
 def events_table(events: list[dict[str, Any]], now: datetime | None = None) -> Any:
-    table = new_table("AGE", "TYPE", "MESSAGE")
+    table = new_table("AGE", "TYPE", "MESSAGE", wrap=("MESSAGE",))
     for event in events:
-        table.add_row(age(event.get("time"), now), event.get("type", ""),
-                      event.get("message", ""))
+        add_row(table, age(event.get("time"), now), event.get("type", ""),
+                event.get("message", ""))
     return table
 
 

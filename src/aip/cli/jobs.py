@@ -90,7 +90,7 @@ def list_jobs(
 
         emit_json(page)
         return
-    _print_jobs_page(page)
+    _print_jobs_page(page, wide=output is OutputFormat.wide)
 
 
 @app.command("get")
@@ -233,7 +233,7 @@ def _all_pages(client: Client, filters: dict[str, Any]) -> dict[str, Any]:
             return {"items": items, "total": page["total"], "limit": len(items), "offset": 0}
 
 
-def _print_jobs_page(page: dict[str, Any]) -> None:
+def _print_jobs_page(page: dict[str, Any], *, wide: bool) -> None:
     from aip.cli.job_views import jobs_table
     from aip.cli.output import note, stdout
 
@@ -241,7 +241,7 @@ def _print_jobs_page(page: dict[str, Any]) -> None:
     if not items:
         note("no jobs match" if page.get("total") == 0 else "no jobs on this page")
         return
-    stdout().print(jobs_table(items))
+    stdout().print(jobs_table(items, wide=wide))
     if page["total"] > len(items):
         note(f"showing {len(items)} of {page['total']} jobs; --limit N or --all for more")
 

@@ -99,9 +99,12 @@ def report_error(exc: BaseException) -> int:
 def _headline(exc: Any) -> str:
     """The message without the field summary that the field lines below repeat."""
     message: str = exc.message
-    summary = "; ".join(f"{path}: {text}" for path, text in exc.fields.items())
-    if summary and message.endswith(summary):
-        return message[: -len(summary)].rstrip(" :;") or message
+    fields: dict[str, str] = exc.fields
+    summaries = ("; ".join(f"{path}: {text}" for path, text in fields.items()),
+                 "; ".join(fields.values()))
+    for summary in summaries:
+        if summary and message.endswith(summary):
+            return message[: -len(summary)].rstrip(" :;(") or message
     return message
 
 

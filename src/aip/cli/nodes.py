@@ -8,7 +8,17 @@ from typing import Any
 import typer
 
 from aip.cli.context import open_client
-from aip.cli.output import OutputFormat, OutputOption
+from aip.cli.output import (
+    OutputFormat,
+    OutputOption,
+    add_row,
+    emit_json,
+    human_bytes,
+    new_table,
+    note,
+    number,
+    stdout,
+)
 
 app = typer.Typer(help="Inspect the nodes (machines) jobs run on.", no_args_is_help=True)
 
@@ -16,8 +26,6 @@ app = typer.Typer(help="Inspect the nodes (machines) jobs run on.", no_args_is_h
 @app.command("list")
 def list_nodes(ctx: typer.Context, output: OutputOption = OutputFormat.table) -> None:
     """List nodes with used/total CPU, memory, GPUs per model and accelerators."""
-    from aip.cli.output import emit_json, note, stdout
-
     with open_client(ctx) as client:
         items = client.list_nodes()
     if output is OutputFormat.json:
@@ -25,29 +33,34 @@ def list_nodes(ctx: typer.Context, output: OutputOption = OutputFormat.table) ->
     elif not items:
         note("no nodes registered")
     else:
-        stdout().print(nodes_table(items))
+        stdout().print(nodes_table(items, wide=output is OutputFormat.wide))
 
 
-def nodes_table(nodes: list[dict[str, Any]]) -> Any:
+def nodes_table(nodes: list[dict[str, Any]], *, wide: bool = False) -> Any:
+    """Used/total per resource; ``wide`` adds the labels."""
     from rich.text import Text
 
-    from aip.cli.output import human_bytes, new_table, number
-
-    table = new_table("NAME", "STATUS", "CPU", "MEMORY", "GPUS", "ACCELERATORS", "LABELS")
+    columns = ["NAME", "STATUS", "CPU", "MEMORY", "GPUS", "ACCELERATORS"]
+    table = new_table(*columns, *(["LABELS"] if wide else []),
+                      wrap=("GPUS", "ACCELERATORS", "LABELS"))
     for node in nodes:
         allocated = node.get("allocated") or {}
         status = (Text("Ready", style="green") if node.get("schedulable", True)
                   else Text("Cordoned", style="yellow"))
-        table.add_row(
-            node["name"], status,
+        add_row(
+            table, node["name"], status,
             f"{number(allocated.get('cpu', 0))}/{number(node.get('cpu'))}",
             f"{human_bytes(allocated.get('memory', 0))}/{human_bytes(node.get('memory'))}",
             gpus_summary(node.get("gpus") or []),
             accelerators_summary(node.get("accelerators") or {},
                                  allocated.get("accelerators") or {}),
-            ",".join(f"{k}={v}" for k, v in sorted((node.get("labels") or {}).items())) or "-",
+            *([labels_summary(node.get("labels") or {})] if wide else []),
         )
     return table
+
+
+def labels_summary(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or "-"
 
 
 def gpus_summary(gpus: list[dict[str, Any]]) -> str:

@@ -7,6 +7,7 @@ Rich is imported inside the functions that draw, so importing this module stays 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,14 +22,18 @@ if TYPE_CHECKING:
 
 class OutputFormat(StrEnum):
     table = "table"
+    wide = "wide"
     json = "json"
 
 
 OutputOption = Annotated[
     OutputFormat,
     typer.Option("--output", "-o", case_sensitive=False,
-                 help="table for people, json for scripts."),
+                 help="table for people (wide: more columns), json for scripts."),
 ]
+
+PIPE_WIDTH = 1000
+WRAP_MIN_WIDTH = 8
 
 STATE_STYLES = {
     "PENDING": "yellow",
@@ -45,7 +50,10 @@ STATE_STYLES = {
 def stdout() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH  # piped to grep or a file: whole rows, one per line
+    return console
 
 
 def stderr() -> Console:
@@ -68,14 +76,36 @@ def note(message: str, style: str = "dim") -> None:
     stderr().print(Text(message, style=style))
 
 
-def new_table(*columns: str) -> Table:
-    """A dense kubectl-like table: no borders, bold headers."""
+def new_table(*columns: str, wrap: tuple[str, ...] = ()) -> Table:
+    """A dense kubectl-like table: no borders, bold headers. On a narrow terminal only the
+    ``wrap`` columns (free text) wrap; the others keep whole values."""
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        if column in wrap:
+            table.add_column(column, overflow="fold", ratio=1, min_width=WRAP_MIN_WIDTH)
+        else:
+            table.add_column(column, no_wrap=True)
     return table
+
+
+def add_row(table: Table, *cells: Any) -> None:
+    """Add a row whose strings are shown as they are: server text such as "[gpu 0]" or a
+    command line is data, never Rich markup."""
+    from rich.text import Text
+
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
+def new_grid() -> Table:
+    """Two columns, label and value, for a detail view."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    return grid
 
 
 def styled_state(state: str) -> Any:

@@ -8,7 +8,18 @@ from typing import Annotated, Any
 import typer
 
 from aip.cli.context import open_client
-from aip.cli.output import OutputFormat, OutputOption
+from aip.cli.output import (
+    OutputFormat,
+    OutputOption,
+    add_row,
+    emit_json,
+    human_bytes,
+    new_grid,
+    new_table,
+    note,
+    number,
+    stdout,
+)
 
 UNLIMITED = "∞"
 
@@ -18,8 +29,6 @@ app = typer.Typer(help="Create and inspect queues and their quotas.", no_args_is
 @app.command("list")
 def list_queues(ctx: typer.Context, output: OutputOption = OutputFormat.table) -> None:
     """List queues: jobs waiting and running, resources used / quota."""
-    from aip.cli.output import emit_json, note, stdout
-
     with open_client(ctx) as client:
         items = client.list_queues()
     if output is OutputFormat.json:
@@ -37,7 +46,6 @@ def get(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Show one queue: each resource used, its quota and borrowing limit."""
-    from aip.cli.output import emit_json, stdout
 
     with open_client(ctx) as client:
         queue = client.get_queue(name)
@@ -68,7 +76,6 @@ def create(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Create a queue. Resources left out of the quota are not limited."""
-    from aip.cli.output import emit_json, stdout
     from aip.cli.specs import build_queue_spec
 
     base = _load_queue_file(file) if file else None
@@ -83,17 +90,15 @@ def create(
 
 
 def queues_table(queues: list[dict[str, Any]]) -> Any:
-    from aip.cli.output import new_table
-
     table = new_table("NAME", "COHORT", "PENDING", "RUNNING", "CPU", "MEMORY", "GPU",
-                      "ACCELERATORS")
+                      "ACCELERATORS", wrap=("GPU", "ACCELERATORS"))
     for queue in queues:
         used = flatten_resources(queue.get("usage") or {})
         quota = flatten_resources(queue.get("quota") or {})
         accelerators = ", ".join(f"{key[4:]} {used_of(key, used, quota)}"
                                  for key in sorted(quota) if key.startswith("acc/"))
-        table.add_row(
-            queue["name"], queue.get("cohort") or "-", str(queue.get("pending", 0)),
+        add_row(
+            table, queue["name"], queue.get("cohort") or "-", str(queue.get("pending", 0)),
             str(queue.get("running", 0)), used_of("cpu", used, quota),
             used_of("memory", used, quota), _gpu_cell(queue.get("quota") or {}, used, quota),
             accelerators or "-",
@@ -103,27 +108,22 @@ def queues_table(queues: list[dict[str, Any]]) -> Any:
 
 def queue_detail(queue: dict[str, Any]) -> Any:
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    from aip.cli.output import new_table
-
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
-    facts.add_row("Name", queue["name"])
-    facts.add_row("Cohort", queue.get("cohort") or "-")
+    facts = new_grid()
+    add_row(facts, "Name", queue["name"])
+    add_row(facts, "Cohort", queue.get("cohort") or "-")
     if queue.get("description"):
-        facts.add_row("Description", queue["description"])
-    facts.add_row("Jobs", f"{queue.get('pending', 0)} pending, {queue.get('running', 0)} running")
+        add_row(facts, "Description", queue["description"])
+    add_row(facts, "Jobs", f"{queue.get('pending', 0)} pending, {queue.get('running', 0)} running")
     used = flatten_resources(queue.get("usage") or {})
     quota = flatten_resources(queue.get("quota") or {})
     limit = flatten_resources(queue.get("borrowing_limit") or {})
     table = new_table("RESOURCE", "USED", "QUOTA", "BORROWING LIMIT")
     for key in sorted({*used, *quota, *limit}, key=_resource_order):
-        table.add_row(key, _amount(key, used.get(key, 0)),
-                      _amount(key, quota[key]) if key in quota else UNLIMITED,
-                      _amount(key, limit[key]) if key in limit else "-")
+        add_row(table, key, _amount(key, used.get(key, 0)),
+                _amount(key, quota[key]) if key in quota else UNLIMITED,
+                _amount(key, limit[key]) if key in limit else "-")
     return Group(facts, Text(""), table)
 
 
@@ -136,6 +136,7 @@ def flatten_resources(quota: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "gpu" and isinstance(value, dict):
             flat.update({f"gpu/{model}": amount for model, amount in value.items()})
+            flat.setdefault("gpu/*", 0)  # a per-model quota gives unlisted models none
         elif key == "accelerators" and isinstance(value, dict):
             flat.update({f"acc/{kind}": count for kind, count in value.items()})
         else:
@@ -158,8 +159,6 @@ def _gpu_cell(given_quota: dict[str, Any], used: dict[str, Any], quota: dict[str
 
 
 def _amount(key: str, value: Any) -> str:
-    from aip.cli.output import human_bytes, number
-
     return human_bytes(value) if key == "memory" else number(value)
 
 

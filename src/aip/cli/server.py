@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,7 @@ def down(
                            "`aip down --force` kills it")
         os.kill(pid, signal.SIGKILL)
         _wait_for_exit(pid, 5.0)
+    if _pid_of(settings.read_server_info()) == pid:  # the server did not get to clean up
         settings.server_info_path.unlink(missing_ok=True)
     note(f"AIP stopped (pid {pid})", style="green")
 
@@ -110,6 +112,10 @@ def _start_detached(
     from aip.client import check_health
     from aip.errors import ServerUnavailable
 
+    if port is not None and _port_taken(host or "127.0.0.1", port):
+        raise ServerUnavailable(
+            f"port {port} on {host or '127.0.0.1'} is already in use: stop what runs there "
+            "(`aip down` if it is an AIP server) or pick another --port")
     settings.home.mkdir(parents=True, exist_ok=True)
     log_path = settings.home / "server.log"
     args = [sys.executable, "-m", "aip", "up"]
@@ -142,6 +148,18 @@ def _start_detached(
                     f"the AIP server did not become healthy within {START_TIMEOUT_SECONDS:g}s "
                     f"and was stopped; see {log_path}")
             time.sleep(POLL_SECONDS)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """True if something already accepts connections there."""
+    connect_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if connect_host == "::":
+        connect_host = "::1"
+    try:
+        with socket.create_connection((connect_host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _pid_of(info: dict[str, object] | None) -> int | None:

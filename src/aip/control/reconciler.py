@@ -19,21 +19,22 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from aip.control import jobs as job_service
 from aip.control import queues as queue_service
 from aip.control.launch import Launcher
-from aip.control.snapshot import allocations, build_snapshot, pending_job, role_requests
+from aip.control.snapshot import allocations, build_snapshot, role_requests
 from aip.control.states import LIVE_REPLICA_STATES, JobState, ReplicaState
 from aip.executor.base import Executor, ReplicaHandle
-from aip.scheduler import Admit, Node, PendingJob, Preempt, RoleRequest, Wait, schedule
+from aip.scheduler import Node, PendingJob, Preempt, RoleRequest, Wait, schedule
 from aip.spec import JobSpec
-from aip.store.tables import JobRow, ReplicaRow
+from aip.store.tables import EventRow, JobRow, ReplicaRow
 
 log = logging.getLogger("aip.reconciler")
 
@@ -69,6 +70,9 @@ class Reconciler:
         self._stopped = threading.Event()
         self._dirty = True
         self._last_schedule = 0.0
+        self._next_pass_at = 0.0
+        self._new_jobs = False
+        self._seen_seq = 0  # the newest job a scheduling pass has looked at
         self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
         self._thread: threading.Thread | None = None
 
@@ -85,14 +89,22 @@ class Reconciler:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def wake(self) -> None:
-        """Ask for a pass soon, with scheduling (something changed)."""
-        self._dirty = True
+    def wake(self, *, new_jobs_only: bool = False) -> None:
+        """Ask for a pass soon. ``new_jobs_only`` (a submission) lets the pass consider just
+        the jobs submitted since the last full pass; anything else may have freed capacity
+        or quota, so every pending job is looked at again."""
+        if new_jobs_only:
+            self._new_jobs = True
+        else:
+            self._dirty = True
         self._wake.set()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
             self._wake.wait(self.options.tick)
+            pause = self._next_pass_at - self.clock()
+            if pause > 0:
+                self._stopped.wait(pause)
             self._wake.clear()
             try:
                 self.reconcile_once()
@@ -103,17 +115,29 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def reconcile_once(self) -> None:
-        now = self.clock()
+        started = time.perf_counter()
+        try:
+            self._reconcile(self.clock())
+        finally:
+            # The loop gets at most half the CPU: under a flood of submissions the next pass
+            # waits as long as this one took, batching the jobs that arrive meanwhile.
+            self._next_pass_at = self.clock() + (time.perf_counter() - started)
+
+    def _reconcile(self, now: float) -> None:
         with self.sessions.begin() as session:
             changed = self._observe(session, now)
             changed |= self._advance(session, now)
             changed |= self._carry_out_stops(session, now)
         if changed:
             self._dirty = True
-        if self._dirty or now - self._last_schedule >= self.options.resync_interval:
+        full = self._dirty or now - self._last_schedule >= self.options.resync_interval
+        if not full and not self._new_jobs:
+            return
+        self._new_jobs = False
+        if full:
             self._dirty = False
             self._last_schedule = now
-            self._schedule(now)
+        self._schedule(now, full=full)
 
     def recover(self) -> None:
         """After a restart: finish launching jobs that were admitted when the last control
@@ -266,12 +290,22 @@ class Reconciler:
 
     # -- phase 4: schedule ---------------------------------------------------------------
 
-    def _schedule(self, now: float) -> None:
+    def _schedule(self, now: float, *, full: bool) -> None:
+        """One scheduling pass. A full pass looks at every pending job. An incremental pass
+        (only submissions since the last pass) looks at the new jobs alone: nothing was freed
+        meanwhile, so the jobs that waited before still cannot run; a full pass follows
+        within ``resync_interval`` to refresh their reasons."""
         with self.sessions.begin() as session:
-            pending_rows = session.scalars(select(JobRow).where(
-                JobRow.state == JobState.PENDING).order_by(JobRow.seq)).all()
-            if not pending_rows:
+            query = select(JobRow.seq, JobRow.id, JobRow.queue, JobRow.priority, JobRow.reason,
+                           JobRow.reason_code).where(JobRow.state == JobState.PENDING)
+            if not full:
+                query = query.where(JobRow.seq > self._seen_seq)
+            pending = session.execute(query).all()
+            if not pending:
+                if full:
+                    self._roles_cache.clear()
                 return
+            self._seen_seq = max(self._seen_seq, max(row.seq for row in pending))
             live = session.scalars(select(ReplicaRow).where(
                 ReplicaRow.state.in_(tuple(LIVE_REPLICA_STATES)))).all()
             holders = {r.job_id for r in live}
@@ -279,39 +313,53 @@ class Reconciler:
                 select(JobRow).where(JobRow.id.in_(holders)))} if holders else {}
             snapshot = build_snapshot(
                 self.nodes(), queue_service.list_all(session), allocations(jobs_by_id, live),
-                [self._pending(row) for row in pending_rows])
+                self._pending_jobs(session, pending))
             result = schedule(snapshot)
-            by_id = {row.id: row for row in pending_rows}
-            for wait in result.waiting:
-                self._explain(session, by_id[wait.job_id], wait, now)
+            self._explain(session, {row.id: row for row in pending}, result.waiting, now)
             for preempt in result.preempted:
                 self._preempt(session, jobs_by_id[preempt.job_id], preempt, now)
-            admitted = [(by_id[a.job_id], a) for a in result.admitted]
+            admitted_rows = {j.id: j for j in session.scalars(select(JobRow).where(
+                JobRow.id.in_([a.job_id for a in result.admitted])))}
+            admitted = [(admitted_rows[a.job_id], a) for a in result.admitted]
             for job, admit in admitted:
                 self.launcher.admit(session, job, admit, now)
-        # Launch after the admission is committed: a crash in between leaves rows that
-        # ``recover`` understands, never a process the store does not know about.
+        # Launch after the admission is committed: a crash in between leaves ADMITTED rows
+        # that ``recover`` launches, never a process the store does not know about.
         if admitted:
             with self.sessions.begin() as session:
                 for job, _ in admitted:
                     self.launcher.launch(session, session.merge(job), self.clock())
 
-    def _pending(self, row: JobRow) -> PendingJob:
-        roles = self._roles_cache.get(row.id)
-        if roles is None:
-            roles = role_requests(JobSpec.model_validate_json(row.spec))
-            self._roles_cache[row.id] = roles
-        return pending_job(row, roles)
+    def _pending_jobs(self, session: Session, pending: Sequence[Any]) -> list[PendingJob]:
+        """Scheduler view of the pending rows; a job's parsed spec is cached while it waits."""
+        missing = [row.id for row in pending if row.id not in self._roles_cache]
+        for job_id, spec in (session.execute(select(JobRow.id, JobRow.spec).where(
+                JobRow.id.in_(missing))).all() if missing else ()):
+            self._roles_cache[job_id] = role_requests(JobSpec.model_validate_json(spec))
+        if len(self._roles_cache) > 2 * len(pending) + 1000:
+            keep = {row.id for row in pending}
+            self._roles_cache = {k: v for k, v in self._roles_cache.items() if k in keep}
+        return [PendingJob(job_id=row.id, queue=row.queue, priority=row.priority, seq=row.seq,
+                           roles=self._roles_cache[row.id]) for row in pending]
 
     @staticmethod
-    def _explain(session: Session, job: JobRow, wait: Wait, now: float) -> None:
-        if job.reason == wait.reason:
-            return
-        if job.reason_code != wait.code:
-            job_service.add_event(session, job.id, "Pending", wait.reason, now)
-        job.reason = wait.reason
-        job.reason_code = wait.code
-        job.updated_at = now
+    def _explain(session: Session, rows: dict[str, Any], waits: Sequence[Wait],
+                 now: float) -> None:
+        """Store each waiting job's reason; an event only when the kind of reason changes."""
+        changes, events = [], []
+        for wait in waits:
+            row = rows[wait.job_id]
+            if row.reason == wait.reason:
+                continue
+            if row.reason_code != wait.code:
+                events.append({"job_id": wait.job_id, "time": now, "type": "Pending",
+                               "message": wait.reason})
+            changes.append({"seq": row.seq, "reason": wait.reason, "reason_code": str(wait.code),
+                            "updated_at": now})
+        if changes:
+            session.execute(update(JobRow), changes)
+        if events:
+            session.execute(insert(EventRow), events)
 
     def _preempt(self, session: Session, victim: JobRow, preempt: Preempt, now: float) -> None:
         victim.state = JobState.PREEMPTED

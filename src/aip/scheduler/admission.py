@@ -19,7 +19,7 @@ job's roles to the GPU models whose quota can hold it, which is how quota steers
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from aip.scheduler.model import Allocation, PendingJob, Queue, ReplicaPlacement, Snapshot
@@ -44,6 +44,15 @@ class QuotaBlock:
     cohort_nominal: int = 0
     held: int = 0  # part of ``used`` held this cycle for preempting jobs (of this queue)
     cohort_held: int = 0  # part of ``cohort_used`` held for preempting jobs
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """Which GPU models each role of a job may use under its queue's quota."""
+
+    allowed: list[frozenset[str] | None]  # per role; None: any model
+    blocks: list[QuotaBlock] = field(default_factory=list)  # some GPU role has no model left
+    narrowed: bool = False  # quota ruled out some model a role could otherwise use
 
 
 class QuotaBook:
@@ -201,7 +210,7 @@ class QuotaBook:
 
     def gpu_models_allowed(
         self, queue: Queue, job: PendingJob, cluster_models: Iterable[str],
-    ) -> tuple[list[frozenset[str] | None], list[QuotaBlock]]:
+    ) -> ModelChoice:
         """Per role, the GPU models whose quota can hold the job (None: any model), and the
         blocks when some GPU role has no such model.
 
@@ -210,7 +219,7 @@ class QuotaBook:
         roles = job.roles
         if not self._has_model_keys.get(queue.name, False) or not any(
                 role.request.gpu_milli for role in roles):
-            return [role.request.gpu_types or None for role in roles], []
+            return ModelChoice([role.request.gpu_types or None for role in roles])
         present = frozenset(cluster_models)
         options = [(role.request.gpu_types or present) & present for role in roles]
         demand: dict[str, int] = {}
@@ -235,7 +244,7 @@ class QuotaBook:
                 failed.extend(blocks[key] for key in sorted(
                     {self.model_key(queue.name, m) for m in models}))
             allowed.append(keep)
-        return allowed, _unique(failed)
+        return ModelChoice(allowed, _unique(failed), narrowed=bool(blocks))
 
 
 def request_amounts(job: PendingJob) -> Amounts:

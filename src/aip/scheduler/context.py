@@ -102,18 +102,22 @@ class CycleContext:
         block = self.book.check(queue, request_amounts(job) if amounts is None else amounts)
         if block is not None:
             return [block]
-        role_models, blocks = self.book.gpu_models_allowed(queue, job, self.state.models)
-        if blocks:
-            return blocks
+        choice = self.book.gpu_models_allowed(queue, job, self.state.models)
+        if choice.blocks:
+            return choice.blocks
+        role_models = choice.allowed
         key = tuple((role.request, role.count, models)
                     for role, models in zip(job.roles, role_models, strict=True))
         return Fit(job, role_models, key)
 
-    def quota_ok(self, job: PendingJob, queue: Queue, amounts: Amounts) -> bool:
-        """The quota part of ``quota_fit`` only, cheaper."""
+    def quota_ok(self, job: PendingJob, queue: Queue, amounts: Amounts, *,
+                 every_model: bool = False) -> bool:
+        """The quota part of ``quota_fit`` only, cheaper. ``every_model``: also require that
+        quota rules out none of the GPU models the job could use."""
         if self.book.check(queue, amounts) is not None:
             return False
-        return not self.book.gpu_models_allowed(queue, job, self.state.models)[1]
+        choice = self.book.gpu_models_allowed(queue, job, self.state.models)
+        return not (choice.blocks or (every_model and choice.narrowed))
 
     def place(self, fit: Fit) -> list[ReplicaPlacement] | GangMiss:
         """Place the gang for real (capacity stays taken), using and feeding the memos."""

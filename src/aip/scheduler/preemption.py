@@ -93,9 +93,11 @@ class _Search:
 
     def free_quota(self) -> bool:
         """Give back the quota of same-queue and reclaimable victims until the job's quota
-        check passes (checking at 1, 2, 4… victims), then their capacity too."""
+        check passes for every GPU model it could use (checking at 1, 2, 4… victims), then
+        their capacity too. If no number of victims frees every model, passing the check for
+        some model is enough."""
         ctx, job, queue = self.ctx, self.job, self.queue
-        if ctx.quota_ok(job, queue, self.amounts):
+        if ctx.quota_ok(job, queue, self.amounts, every_model=True):
             return True
         ok = False
         check_at, count = 1, 0
@@ -108,11 +110,11 @@ class _Search:
             count += 1
             if count == check_at:
                 check_at *= 2
-                if ctx.quota_ok(job, queue, self.amounts):
+                if ctx.quota_ok(job, queue, self.amounts, every_model=True):
                     ok = True
                     break
         else:
-            ok = count > 0 and ctx.quota_ok(job, queue, self.amounts)
+            ok = ctx.quota_ok(job, queue, self.amounts)
         for victim in self.stopped:
             ctx.stop_capacity(victim)
         return ok
@@ -125,7 +127,9 @@ class _Search:
             return False
         if self.stopped and ctx.try_fit(self.job, self.queue, self.amounts) is not None:
             return True  # the quota victims free enough capacity too
-        nodes = ctx.useful_nodes(fit, self.job.priority, self.reclaimable)
+        any_model = Fit(self.job, [role.request.gpu_types or None for role in self.job.roles],
+                        ())  # quota may allow more models once victims stop: bound without it
+        nodes = ctx.useful_nodes(any_model, self.job.priority, self.reclaimable)
         if nodes is None:
             return False  # not even stopping every candidate at once would do
         check_at, count = 1, 0

@@ -198,9 +198,9 @@ class _Words:
         return "" if self.empty else "free "
 
     def most(self, value: int, text: str) -> str:
-        if self.empty:
-            return f"the largest node has {text}"
-        return f"most free is {text}" if value > 0 else "no such node has any free"
+        if value <= 0:
+            return "no such node has any" + ("" if self.empty else " free")
+        return f"the largest node has {text}" if self.empty else f"most free is {text}"
 
 
 def _no_model(models: frozenset[str] | None) -> str:

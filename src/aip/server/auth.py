@@ -34,7 +34,7 @@ def ensure_token(path: Path) -> str:
     return token
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if not header:

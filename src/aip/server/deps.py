@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from aip.control.platform import Platform
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 

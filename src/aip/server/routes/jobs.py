@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from aip.control import jobs as job_service
 from aip.control.states import FINAL_STATES
@@ -22,15 +23,22 @@ from aip.store.tables import JobRow, ReplicaRow
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 @router.post("", status_code=201, response_model=JobPublic, openapi_extra=body_schema(JobSpec))
-async def submit_job(request: Request, platform: PlatformDep) -> JobPublic:
+async def submit_job(request: Request, platform: PlatformDep) -> Response:
     """Submit a job as JSON, or as YAML (``Content-Type: application/yaml``) to get errors
     with line numbers."""
     spec = await parse_body(request, JobSpec, "job spec")
-    with platform.sessions.begin() as session:
-        row = job_service.submit(session, spec, platform.nodes(), platform.clock())
-        public = job_public(row, [], str(platform.launcher.job_dir(row.id) / "output"))
-    platform.reconciler.wake()
-    return public
+    for attempt in range(3):
+        try:
+            with platform.sessions.begin() as session:
+                row = job_service.submit(session, spec, platform.nodes(), platform.clock())
+                public = job_public(row, [], str(platform.launcher.job_dir(row.id) / "output"))
+            break
+        except IntegrityError:  # the random job id was taken: draw another
+            if attempt == 2:
+                raise
+    platform.reconciler.wake(new_jobs_only=True)
+    # Serialized here: returning a Response spares FastAPI validating the model again.
+    return Response(public.model_dump_json(), status_code=201, media_type="application/json")
 
 
 @router.get("", response_model=JobPage)
