@@ -2,7 +2,7 @@
 pending jobs on 100 nodes, and launch latency (submit -> the user's process runs).
 
     python bench/control_plane.py                      # AIP alone, plus the plain-Python floor
-    python bench/control_plane.py --peer ray           # and Ray Jobs side by side (pip install 'ray[default]')
+    python bench/control_plane.py --peer ray   # and Ray Jobs side by side (needs ray[default])
 
 Every number is a median over repeats (this machine is shared and noisy); ratios compare
 against the named peer measured in the same run.

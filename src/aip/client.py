@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 
@@ -66,7 +67,8 @@ class Client:
             raise ServerUnavailable(NO_SERVER_MESSAGE)
         if not token:
             raise Unauthorized(
-                "no API token: set AIP_TOKEN, or run where `aip up` wrote $AIP_HOME/token")
+                "no API token: pass --token (token=...), set AIP_TOKEN, or run on the machine "
+                "where `aip up` wrote $AIP_HOME/token")
         self.server = server.rstrip("/")
         self.timeout = timeout
         self._http = httpx.Client(
@@ -88,7 +90,8 @@ class Client:
     # -- server ---------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """``{"status": "ok", "version": ...}``; needs no token."""
+        """``{"status": "ok", "version": ...}``. To probe a server without a token, use
+        ``check_health(url)``."""
         return self._json("GET", "/health")
 
     # -- jobs -----------------------------------------------------------------------------
@@ -124,21 +127,21 @@ class Client:
         return self._json("GET", "/jobs", params=params)
 
     def get_job(self, job_id: str) -> Job:
-        return self._json("GET", f"/jobs/{job_id}")
+        return self._json("GET", _job_path(job_id))
 
     def cancel_job(self, job_id: str) -> Job:
         """Ask the server to cancel; the job turns CANCELLED once its replicas stop."""
-        return self._json("POST", f"/jobs/{job_id}/cancel")
+        return self._json("POST", _job_path(job_id, "cancel"))
 
     def job_events(self, job_id: str) -> list[dict[str, Any]]:
         """``[{"time", "type", "message"}]``, oldest first."""
-        items: list[dict[str, Any]] = self._json("GET", f"/jobs/{job_id}/events")["items"]
+        items: list[dict[str, Any]] = self._json("GET", _job_path(job_id, "events"))["items"]
         return items
 
     def job_logs(self, job_id: str, replica: str | None = None, tail: int | None = None) -> str:
         """The logs so far. Without ``replica``, all replicas (prefixed "[worker-0] ")."""
         response = self._request(
-            "GET", f"/jobs/{job_id}/logs", params=_log_params(replica, tail, follow=False))
+            "GET", _job_path(job_id, "logs"), params=_log_params(replica, tail, follow=False))
         return response.text
 
     def follow_logs(
@@ -150,7 +153,7 @@ class Client:
         timeout = httpx.Timeout(self.timeout, read=None)
         try:
             with self._http.stream(
-                "GET", f"/jobs/{job_id}/logs", params=params, timeout=timeout
+                "GET", _job_path(job_id, "logs"), params=params, timeout=timeout
             ) as response:
                 if response.is_error:
                     response.read()
@@ -190,7 +193,7 @@ class Client:
         return self._json("POST", "/queues", json=_spec_body(spec))
 
     def get_queue(self, name: str) -> dict[str, Any]:
-        return self._json("GET", f"/queues/{name}")
+        return self._json("GET", f"/queues/{_segment(name)}")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -224,6 +227,15 @@ def check_health(server: str, timeout: float = 2.0) -> dict[str, Any] | None:
     except (httpx.HTTPError, ValueError):
         return None
     return body if isinstance(body, dict) and body.get("status") == "ok" else None
+
+
+def _job_path(job_id: str, action: str = "") -> str:
+    return f"/jobs/{_segment(job_id)}" + (f"/{action}" if action else "")
+
+
+def _segment(value: str) -> str:
+    """One URL path segment: an id such as "../x" cannot reach another route."""
+    return quote(value, safe="")
 
 
 def _spec_body(spec: JobSpec | QueueSpec | Mapping[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,8 @@ def test_cancel_of_a_pending_job_is_immediate_and_final(sessions) -> None:  # ty
 
 @pytest.mark.parametrize(("spec", "error", "field"), [
     pytest.param(job(queue="nope"), InvalidSpec, "queue", id="unknown-queue"),
-    pytest.param(job(resources={"gpu": 8}), Unschedulable, "replicas", id="more-gpus-than-any-node"),
+    pytest.param(job(resources={"gpu": 8}), Unschedulable, "replicas",
+                 id="more-gpus-than-any-node"),
     pytest.param(job(resources={"gpu": 1, "gpu_type": ["V100M32"]}), Unschedulable, "replicas",
                  id="gpu-model-nobody-has"),
 ])

@@ -47,9 +47,11 @@ def submit(session: Session, spec: JobSpec, nodes: Sequence[Node], now: float) -
     if reason is not None:
         raise Unschedulable(f"job {spec.name!r} can never run here: {reason}",
                             fields={"replicas": reason})
-    session.execute(insert(JobRow.__table__), [values])
-    session.execute(insert(EventRow.__table__), [{"job_id": row.id, "time": now, "type": "Submitted",
-                                        "message": f"submitted to queue {spec.queue}"}])
+    tables = JobRow.metadata.tables
+    session.execute(insert(tables["jobs"]), [values])
+    session.execute(insert(tables["events"]), [{
+        "job_id": row.id, "time": now, "type": "Submitted",
+        "message": f"submitted to queue {spec.queue}"}])
     return row
 
 

@@ -30,7 +30,6 @@ from aip.inventory.config import InventoryConfig
 from aip.inventory.config import build_nodes as build_inventory_nodes
 from aip.scheduler import Node
 from aip.spec.loading import load_yaml
-from aip.spec.quantities import parse_duration
 from aip.store.db import make_engine, migrate, session_factory
 
 Seconds = float

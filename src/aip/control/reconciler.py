@@ -19,9 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from aip import __version__
@@ -14,8 +17,19 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(platform: Platform, token: str) -> FastAPI:
+    """The API over ``platform``. Serving the app starts the platform (migrations, default
+    queue, recovery, reconcile loop) and stops it at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        platform.start()
+        try:
+            yield
+        finally:
+            platform.close()
+
     app = FastAPI(title="AIP", version=__version__, docs_url="/docs",
-                  openapi_url=f"{API_PREFIX}/openapi.json",
+                  openapi_url=f"{API_PREFIX}/openapi.json", lifespan=lifespan,
                   description="AIP control plane: jobs on heterogeneous compute, queues, nodes.")
     app.state.platform = platform
     app.state.token = token

@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
+
+import uvicorn
 
 from aip.config import Settings
 from aip.control.platform import Platform, PlatformConfig
@@ -22,8 +26,6 @@ log = logging.getLogger("aip.server")
 def run_server(host: str | None = None, port: int | None = None,
                config_path: Path | None = None) -> None:
     """Serve until SIGINT/SIGTERM. ``host``/``port`` override the config file."""
-    import uvicorn
-
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -37,19 +39,36 @@ def run_server(host: str | None = None, port: int | None = None,
     settings.home.mkdir(parents=True, exist_ok=True)
     token = ensure_token(settings.token_path)
     platform = Platform.from_settings(settings, config, server_url=url)
-    platform.start()
     app = create_app(platform, token)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=3))
-    _record(settings, url)
-    log.info("AIP control plane at %s (database %s, %d node(s))", url,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=3),
+        on_listening=lambda: _record(settings, url), on_stopped=lambda: _forget(settings))
+    log.info("starting AIP control plane at %s (database %s, %d node(s))", url,
              _redacted(settings.effective_database_url()), len(platform.nodes()))
-    try:
-        server.run()
-    finally:
-        platform.close()
-        _forget(settings)
+    server.run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, recording ``server.json`` once the socket listens (so a client that
+    finds the file can connect) and removing it when serving ends."""
+
+    def __init__(self, config: uvicorn.Config, *, on_listening: Callable[[], None],
+                 on_stopped: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_listening = on_listening
+        self.on_stopped = on_stopped
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.on_listening()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            self.on_stopped()
 
 
 def _url_host(host: str) -> str:

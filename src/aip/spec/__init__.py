@@ -2,7 +2,7 @@
 
 from aip.spec.job import JobSpec, ReplicaGroup
 from aip.spec.loading import load_yaml, validate
-from aip.spec.queue import Quota, QueueSpec
+from aip.spec.queue import QueueSpec, Quota
 from aip.spec.resources import Resources
 
-__all__ = ["JobSpec", "Quota", "QueueSpec", "ReplicaGroup", "Resources", "load_yaml", "validate"]
+__all__ = ["JobSpec", "QueueSpec", "Quota", "ReplicaGroup", "Resources", "load_yaml", "validate"]

@@ -20,7 +20,7 @@ under ``replicas``; they become a single ``worker`` replica.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,7 +34,7 @@ from pydantic import (
 from aip.spec.quantities import parse_duration
 from aip.spec.resources import Resources
 
-API_VERSION = "aip/v1"
+API_VERSION: Final = "aip/v1"
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_REPLICAS_PER_ROLE = 1024

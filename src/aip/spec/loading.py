@@ -27,7 +27,8 @@ def load_yaml(text: str, model: type[Model], *, source: str = "spec") -> Model:
     except yaml.YAMLError as exc:
         raise InvalidSpec(_yaml_message(exc, source)) from None
     if not isinstance(data, dict):
-        raise InvalidSpec(f"{source}: expected a mapping of fields (name, replicas, ...) at the top")
+        raise InvalidSpec(
+            f"{source}: expected a mapping of fields (name, replicas, ...) at the top")
     lines = _key_lines(node) if node is not None else {}
     return validate(data, model, source=source, lines=lines)
 

@@ -76,9 +76,10 @@ def requests(draw: st.DrawFn) -> ReplicaRequest:
 
 
 @st.composite
-def jobs(draw: st.DrawFn, job_id: str, queues: list[str], seq: int) -> PendingJob:
-    roles = tuple(RoleRequest(name, draw(st.integers(1, 3)), draw(requests()))
-                  for name in ("worker", "ps")[:draw(st.integers(1, 2))])
+def jobs(draw: st.DrawFn, job_id: str, queues: list[str], seq: int,
+         small: bool = False) -> PendingJob:
+    roles = tuple(RoleRequest(name, draw(st.integers(1, 2 if small else 3)), draw(requests()))
+                  for name in ("worker", "ps")[:draw(st.integers(1, 1 if small else 2))])
     return PendingJob(job_id, draw(st.sampled_from(queues)), draw(st.integers(0, 3)), seq, roles)
 
 
@@ -111,20 +112,21 @@ def clusters(draw: st.DrawFn, *, quota: bool = True, cohorts: bool = True,
     names = [f"q{i}" for i in range(draw(st.integers(*queue_count)))]
     queues = [draw(quotas(name, draw(st.sampled_from((None, "c"))) if cohorts else None))
               if quota else Queue(name) for name in names]
-    warmup = [draw(jobs(f"r{i}", ["any"], i)) for i in range(draw(st.integers(0, busy)))]
+    warmup = [draw(jobs(f"r{i}", ["any"], i, small=True))
+              for i in range(draw(st.integers(0, busy)))]
     placed = schedule(Snapshot(tuple(cluster), (Queue("any"),), (), tuple(warmup))).admitted
     running = tuple(
         Allocation(admit.job_id, draw(st.sampled_from(names)), draw(st.integers(0, 3)), i,
                    admit.placements, preemptible=draw(st.integers(0, 4)) > 0)
         for i, admit in enumerate(placed))
     targets = [*names, "missing"] if draw(st.integers(0, 5)) == 0 else names
-    pending = []
+    waiting: list[PendingJob] = []
     for i in range(draw(st.integers(*pending))):
         job = draw(jobs(f"p{i}", targets, 100 + i))
         if warmup and draw(st.booleans()):  # the shape of a running job: likely contested
             job = dataclasses.replace(job, roles=draw(st.sampled_from(warmup)).roles)
-        pending.append(dataclasses.replace(job, priority=draw(st.integers(*pending_priority))))
-    return Snapshot(tuple(cluster), tuple(queues), running, tuple(pending))
+        waiting.append(dataclasses.replace(job, priority=draw(st.integers(*pending_priority))))
+    return Snapshot(tuple(cluster), tuple(queues), running, tuple(waiting))
 
 
 @PROPERTY

@@ -136,7 +136,8 @@ def test_spec_errors_name_the_field_and_suggest_the_known_key(
 
 
 def test_malformed_yaml_reports_line_and_column() -> None:
-    with pytest.raises(InvalidSpec, match=r"job.yaml is not valid YAML at line 4.*started at line 3, column 12"):
+    expected = r"job.yaml is not valid YAML at line 4.*started at line 3, column 12"
+    with pytest.raises(InvalidSpec, match=expected):
         load_yaml("name: j\ncommand: [x]\nresources: {cpu: 1\n", JobSpec, source="job.yaml")
 
 

@@ -20,6 +20,8 @@ def run_migrations() -> None:
         return
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url")
+    if not url:
+        raise SystemExit("give the database: alembic -x url=postgresql://... upgrade head")
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)
