@@ -48,7 +48,8 @@ def job_detail(job: Job, now: datetime | None = None) -> Any:
     state = styled_state(job["state"])
     if job.get("reason"):
         state.append(f"  {job['reason']}", style="")
-    retries = f"attempt {job.get('attempt', 0)} of {1 + (job.get('max_retries') or 0)}"
+    attempt, allowed = job.get("attempt", 0), 1 + (job.get("max_retries") or 0)
+    retries = f"{attempt} of at most {allowed}" if attempt else f"not started (at most {allowed})"
     if job.get("preemptions"):
         retries += f", preempted {job['preemptions']}x"
     rows: list[tuple[str, Any]] = [

@@ -1,9 +1,14 @@
 """The working state of one scheduling cycle, shared by its phases.
 
 ``CycleContext`` holds the free capacity (``ClusterState``), the quota ledger (``QuotaBook``),
-the placement policy, and the memos that keep a cycle over thousands of pending jobs fast:
-within one cycle free capacity and idle quota only shrink, so a gang shape that found no room
-(or a preemption that found no victims) stays that way until the cycle ends.
+the placement policy, the preemption candidates, what preemptors hold, and the memos that
+keep a cycle over thousands of pending jobs fast: within one cycle free capacity, idle quota
+and preemption candidates only shrink, so a gang shape that found no room (or a preemption
+search that found no victims) stays that way until the cycle ends.
+
+Preemption searches simulate on the same working state (``stop`` / ``resume`` victims) and
+leave it as they found it. Per (priority, reclaimable queues) a *bound* state, the working
+state with every candidate stopped, answers "could preemption help at all?" in one try.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Hold:
 class _Bound:
     state: ClusterState
     members: set[int]  # id() of the allocations stopped in ``state``
+    useful: dict[GangKey, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -65,7 +71,6 @@ class CycleContext:
     book: QuotaBook
     policy: PlacementPolicy
     pool: list[Allocation]  # preemptible running allocations, cheapest victim first
-    snapshot: Snapshot
     misfits: Misfits = field(default_factory=set)
     gang_misses: dict[GangKey, GangMiss] = field(default_factory=dict)
     quota_waits: dict[tuple[QuotaBlock, ...], str] = field(default_factory=dict)
@@ -79,7 +84,6 @@ class CycleContext:
     holds: list[Hold] = field(default_factory=list)
     pool_priorities: list[int] = field(default_factory=list)
     pool_by_queue: dict[str, list[Allocation]] = field(default_factory=dict)
-    admitted: list[ReplicaPlacement] = field(default_factory=list)
     bounds: dict[tuple[int, tuple[str, ...]], _Bound] = field(default_factory=dict)
     _usage: dict[int, Amounts] = field(default_factory=dict)
     _holdings: dict[int, list[Holding]] = field(default_factory=dict)
@@ -88,8 +92,7 @@ class CycleContext:
     def build(cls, snapshot: Snapshot, policy: PlacementPolicy) -> CycleContext:
         pool = sorted((a for a in snapshot.running if a.preemptible), key=victim_order)
         ctx = cls(ClusterState.from_snapshot(snapshot.nodes, snapshot.running),
-                  QuotaBook.from_running(snapshot.queues, snapshot.running), policy, pool,
-                  snapshot)
+                  QuotaBook.from_running(snapshot.queues, snapshot.running), policy, pool)
         ctx.pool_priorities = [allocation.priority for allocation in pool]
         for allocation in pool:
             ctx.pool_by_queue.setdefault(allocation.queue, []).append(allocation)
@@ -110,14 +113,11 @@ class CycleContext:
                     for role, models in zip(job.roles, role_models, strict=True))
         return Fit(job, role_models, key)
 
-    def quota_ok(self, job: PendingJob, queue: Queue, amounts: Amounts, *,
-                 every_model: bool = False) -> bool:
-        """The quota part of ``quota_fit`` only, cheaper. ``every_model``: also require that
-        quota rules out none of the GPU models the job could use."""
+    def quota_ok(self, job: PendingJob, queue: Queue, amounts: Amounts) -> bool:
+        """The quota part of ``quota_fit`` only, cheaper."""
         if self.book.check(queue, amounts) is not None:
             return False
-        choice = self.book.gpu_models_allowed(queue, job, self.state.models)
-        return not (choice.blocks or (every_model and choice.narrowed))
+        return not self.book.gpu_models_allowed(queue, job, self.state.models).blocks
 
     def place(self, fit: Fit) -> list[ReplicaPlacement] | GangMiss:
         """Place the gang for real (capacity stays taken), using and feeding the memos."""
@@ -160,39 +160,42 @@ class CycleContext:
         return [hold for hold in self.holds
                 if any(holding.node in nodes for holding in hold.holdings)]
 
-    def useful_nodes(self, fit: Fit, priority: int,
-                     reclaimable: list[str]) -> frozenset[str] | None:
+    def useful_nodes(self, fit: Fit, priority: int, reclaimable: list[str],
+                     stopped: set[int]) -> frozenset[str] | None:
         """If every preemption candidate stopped at once (the preemptible jobs below
         ``priority`` and those of the ``reclaimable`` queues, less this cycle's victims), would
         the gang fit? None if not; else the nodes that could then hold one of its replicas:
-        only victims there can help."""
-        bound = self._bound(priority, reclaimable).state
-        result = place_gang(bound, fit.replicas, self.policy)
+        only victims there can help. ``stopped``: candidates the caller has stopped already."""
+        bound = self._bound(priority, reclaimable, stopped)
+        result = place_gang(bound.state, fit.replicas, self.policy)
         if isinstance(result, GangMiss):
             return None
-        release_all(bound, result)
-        shapes = {(replica.request, replica.models) for replica in fit.replicas}
-        return frozenset(node.name for node in bound.nodes
-                         if any(could_hold(node, request, models) for request, models in shapes))
+        release_all(bound.state, result)
+        # the bound only shrinks, so nodes found useful earlier are a valid (wider) filter
+        nodes = bound.useful.get(fit.key)
+        if nodes is None:
+            shapes = {(replica.request, replica.models) for replica in fit.replicas}
+            nodes = bound.useful[fit.key] = frozenset(
+                node.name for node in bound.state.nodes
+                if any(could_hold(node, request, models) for request, models in shapes))
+        return nodes
 
-    def _bound(self, priority: int, reclaimable: list[str]) -> _Bound:
-        """The working state with every candidate stopped, built at first use and then kept
-        in step with admissions and holds."""
+    def _bound(self, priority: int, reclaimable: list[str], stopped: set[int]) -> _Bound:
+        """The working state with every candidate stopped, built at first use (a copy of the
+        working state, where ``stopped`` candidates are stopped already) and then kept in step
+        with admissions and holds."""
         key = (priority, tuple(reclaimable))
         bound = self.bounds.get(key)
         if bound is None:
             others = set(reclaimable)
-            members = {id(a) for a in self.pool if id(a) not in self.victims
-                       and (a.priority < priority or a.queue in others)}
-            state = ClusterState.from_snapshot(
-                self.snapshot.nodes,
-                (a for a in self.snapshot.running if id(a) not in members))
-            for placement in self.admitted:
-                state.allocate(placement)
-            for hold in self.holds:
-                for holding in hold.holdings:
-                    state.take(holding)
-            bound = self.bounds[key] = _Bound(state, members)
+            members = [a for a in self.pool if id(a) not in self.victims
+                       and (a.priority < priority or a.queue in others)]
+            state = self.state.copy()
+            for allocation in members:
+                if id(allocation) not in stopped:
+                    for holding in self.holdings_of(allocation):
+                        state.give(holding)
+            bound = self.bounds[key] = _Bound(state, {id(a) for a in members})
         return bound
 
     # -- decisions that change the working state ---------------------------------------------
@@ -200,7 +203,6 @@ class CycleContext:
     def admit(self, queue: Queue, placements: list[ReplicaPlacement]) -> None:
         """Charge an admitted job (its capacity is already taken in ``state``)."""
         self.book.charge(queue.name, self.book.placements_usage(queue.name, placements))
-        self.admitted.extend(placements)
         for bound in self.bounds.values():
             for placement in placements:
                 bound.state.allocate(placement)

@@ -16,7 +16,7 @@ its choice, so one policy serves the live control plane and the trace simulator 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,15 +106,8 @@ class ScoredPolicy(ABC):
 def stranded_gpus(node: NodeState, request: ReplicaRequest, choice: Choice) -> int:
     """How many of the node's free GPUs would be left without the CPU or memory to use them
     after placing ``request`` there."""
-    gpu_after = node.gpu_free_total - choice.gpu_milli_each * len(choice.gpu_slots)
-    free_gpus = gpu_after // FULL
-    if free_gpus <= 0:
-        return 0
-    cpu_after = node.cpu_free - request.cpu_milli
-    memory_after = node.memory_free - request.memory_bytes
-    usable = min(free_gpus, cpu_after // STRANDING_CPU_MILLI_PER_GPU,
-                 memory_after // STRANDING_MEMORY_BYTES_PER_GPU)
-    return free_gpus - max(0, usable)
+    return _stranded(node.gpu_free_total - choice.gpu_milli_each * len(choice.gpu_slots),
+                     node.cpu_free - request.cpu_milli, node.memory_free - request.memory_bytes)
 
 
 def best_fit_score(state: ClusterState, request: ReplicaRequest, choice: Choice) -> Score:
@@ -143,8 +136,12 @@ def best_fit_score(state: ClusterState, request: ReplicaRequest, choice: Choice)
 
 class BestFitPolicy:
     """Default policy: the candidate with the lowest ``best_fit_score``, found through the
-    free-capacity indexes (tightest level first, stopping at the first level that holds a
-    choice stranding no GPU)."""
+    free-capacity indexes instead of scoring every candidate: GPU requests walk their levels
+    from the tightest fit up (whole GPUs: nodes by free GPUs of the model; shares: partly used
+    GPUs by free share, then fully free GPUs by their node's free GPUs) and stop after the
+    first level holding a choice that strands no GPU; CPU-only requests look at nodes without
+    free GPU capacity first. The scores are inlined; the property tests check the answer is
+    the same as ``ScoredPolicy`` with ``best_fit_score``."""
 
     name = "best-fit"
 
@@ -152,61 +149,122 @@ class BestFitPolicy:
                models: frozenset[str] | None) -> Choice | None:
         if request.gpu_milli == 0:
             return self._cpu_only(state, request)
-        best: Choice | None = None
-        best_score: Score = ()
+        best: tuple[Score, Choice] | None = None
         for model in state.allowed_models(models):
             found = (self._whole(state, request, model) if request.whole_gpus
                      else self._share(state, request, model))
-            if found is not None and (best is None or found[1] < best_score):
-                best, best_score = found
-        return best
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        return None if best is None else best[1]
 
     def _cpu_only(self, state: ClusterState, request: ReplicaRequest) -> Choice | None:
-        best: Choice | None = None
-        best_score: Score = ()
-        for node in state.nodes:
-            if node.fits_host(request):
-                choice = Choice(node)
-                score = best_fit_score(state, request, choice)
-                if best is None or score < best_score:
-                    best, best_score = choice, score
-        return best
+        found = self._cpu_scan(state, request, (state.nodes[p] for p in state.no_free_gpu))
+        if found is None:  # nodes with free GPU capacity only score worse
+            found = self._cpu_scan(state, request, state.nodes)
+        return found
 
-    def _whole(self, state: ClusterState, request: ReplicaRequest,
-               model: str) -> tuple[Choice, Score] | None:
+    @staticmethod
+    def _cpu_scan(state: ClusterState, request: ReplicaRequest,
+                  nodes: Iterable[NodeState]) -> Choice | None:
+        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
+        best_key: Score = ()
+        best: NodeState | None = None
+        for node in nodes:
+            cpu_after = node.cpu_free - cpu
+            memory_after = node.memory_free - memory
+            if cpu_after < 0 or memory_after < 0 or not node.schedulable or (
+                    accelerators and not node.fits_host(request)):
+                continue
+            key = (_stranded(node.gpu_free_total, cpu_after, memory_after),
+                   node.gpu_free_total, 0, cpu_after, memory_after, node.position, 0)
+            if best is None or key < best_key:
+                best, best_key = node, key
+        return None if best is None else Choice(best)
+
+    @staticmethod
+    def _whole(state: ClusterState, request: ReplicaRequest,
+               model: str) -> tuple[Score, Choice] | None:
         count = request.whole_gpus
-        best: tuple[Choice, Score] | None = None
-        for _free, positions in state.nodes_with_whole(model, count):
+        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
+        taken = count * FULL
+        nodes = state.nodes
+        best_key: Score = ()
+        best: NodeState | None = None
+        for free, positions in state.nodes_with_whole(model, count):
             for position in positions:
-                node = state.nodes[position]
-                if not node.fits_host(request):
+                node = nodes[position]
+                cpu_after = node.cpu_free - cpu
+                memory_after = node.memory_free - memory
+                if cpu_after < 0 or memory_after < 0 or (
+                        accelerators and not node.fits_host(request)):
                     continue
-                choice = Choice(node, model, node.free_whole_slots(model, count), FULL)
-                score = best_fit_score(state, request, choice)
-                if best is None or score < best[1]:
-                    best = (choice, score)
-            if best is not None and best[1][0] == 0:
+                key = (_stranded(node.gpu_free_total - taken, cpu_after, memory_after),
+                       free - count, 0, cpu_after, memory_after, position, 0)
+                if best is None or key < best_key:
+                    best, best_key = node, key
+            if best is not None and best_key[0] == 0:
                 break  # later buckets leave more GPUs free: they cannot score lower
-        return best
-
-    def _share(self, state: ClusterState, request: ReplicaRequest,
-               model: str) -> tuple[Choice, Score] | None:
-        levels = state.share_levels.get(model)
-        if levels is None:
+        if best is None:
             return None
-        best: tuple[Choice, Score] | None = None
-        for _level, gpus in levels.at_least(request.gpu_milli):
+        return best_key, Choice(best, model, best.free_whole_slots(model, count), FULL)
+
+    @staticmethod
+    def _share(state: ClusterState, request: ReplicaRequest,
+               model: str) -> tuple[Score, Choice] | None:
+        milli = request.gpu_milli
+        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
+        nodes = state.nodes
+        best_key: Score = ()
+        best: tuple[NodeState, int] | None = None
+        levels = state.share_levels.get(model)
+        for level, gpus in levels.at_least(milli) if levels is not None else ():
+            if level == FULL:
+                break  # fully free GPUs: walked below by their node's free GPU count
             for position, slot in gpus:
-                node = state.nodes[position]
-                if not node.fits_host(request):
+                node = nodes[position]
+                cpu_after = node.cpu_free - cpu
+                memory_after = node.memory_free - memory
+                if cpu_after < 0 or memory_after < 0 or (
+                        accelerators and not node.fits_host(request)):
                     continue
-                choice = Choice(node, model, (slot,), request.gpu_milli)
-                score = best_fit_score(state, request, choice)
-                if best is None or score < best[1]:
-                    best = (choice, score)
-            if best is not None and best[1][0] == 0:
-                break  # later levels leave a larger share free: they cannot score lower
-        return best
+                key = (_stranded(node.gpu_free_total - milli, cpu_after, memory_after),
+                       level - milli, node.whole_free.get(model, 0), cpu_after, memory_after,
+                       position, slot)
+                if best is None or key < best_key:
+                    best, best_key = (node, slot), key
+            if best is not None and best_key[0] == 0:
+                return best_key, Choice(best[0], model, (best[1],), milli)
+        for free, positions in state.nodes_with_whole(model, 1):
+            for position in positions:
+                node = nodes[position]
+                cpu_after = node.cpu_free - cpu
+                memory_after = node.memory_free - memory
+                if cpu_after < 0 or memory_after < 0 or (
+                        accelerators and not node.fits_host(request)):
+                    continue
+                key = (_stranded(node.gpu_free_total - milli, cpu_after, memory_after),
+                       FULL - milli, free, cpu_after, memory_after, position, -1)
+                if best is None or key < best_key:
+                    best, best_key = (node, -1), key
+            if best is not None and best_key[0] == 0:
+                break  # later buckets hold nodes with more free GPUs: they score higher
+        if best is None:
+            return None
+        node, slot = best
+        if slot < 0:  # a fully free GPU: the lowest of its node, as the score's tie-break says
+            slot = node.free_whole_slots(model, 1)[0]
+            best_key = (*best_key[:-1], slot)
+        return best_key, Choice(node, model, (slot,), milli)
+
+
+def _stranded(gpu_after: int, cpu_after: int, memory_after: int) -> int:
+    """``stranded_gpus`` from the node's free values after placing."""
+    free_gpus = gpu_after // FULL
+    if free_gpus <= 0:
+        return 0
+    usable = min(free_gpus, cpu_after // STRANDING_CPU_MILLI_PER_GPU,
+                 memory_after // STRANDING_MEMORY_BYTES_PER_GPU)
+    return free_gpus - max(0, usable)
 
 
 def apply_choice(state: ClusterState, request: ReplicaRequest, choice: Choice,

@@ -6,14 +6,20 @@ recently admitted, which loses the least work), drawn from:
 1. the job's own queue, strictly lower priority;
 2. any queue, strictly lower priority, for capacity on nodes;
 3. reclaim: when the job fits its queue's *nominal* quota, jobs (any priority) of the other
-   queues of its cohort while those queues still borrow.
+   queues of its cohort, while those queues still borrow.
 
-The search is a simulation on the cycle's working state. Phase *quota*: stop candidates that
-return quota (1 and 3) until the job's quota check passes. Phase *placement*: stop further
-candidates that hold capacity on nodes the job could use, checking the gang at 1, 2, 4, 8…
-stopped victims, until it fits. Then a reverse pass restores victims in shrinking chunks,
-latest first, and keeps restored every one the job turns out not to need. Everything is
-restored before returning: the cycle decides what to do with the plan.
+The search simulates on the cycle's working state, in phases:
+
+* *quota*: stop candidates that return quota (1 and 3) until the job's quota check passes;
+* *bound*: would the gang fit with every candidate stopped at once? If not, give up;
+* *placement*: stop further candidates that hold capacity on nodes where one of the job's
+  replicas could then go (or, when quota narrows its GPU models, that return quota), checking
+  the gang at 1, 2, 4, 8… stopped victims, until it fits;
+* *minimize*: the shortest prefix of the stopped victims that still fits (binary search),
+  then a reverse pass restoring, latest first and in halving chunks, every victim the job
+  turns out not to need.
+
+Everything is restored before returning; ``reserve`` then holds what the plan needs.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def find_preemption(ctx: CycleContext, job: PendingJob, queue: Queue,
                 least = ctx.quota_misses.setdefault(quota_key, {})
                 least[block.key] = min(least.get(block.key, block.requested), block.requested)
             return None
-        if not search.free_capacity():
+        if not search.capacity_bound() or not search.free_capacity():
             ctx.capacity_misses.add(capacity_key)
             return None
         return search.minimize()
@@ -84,37 +90,47 @@ class _Search:
         reclaim = bool(peers) and book.within_nominal(queue, amounts)
         self.reclaimable = list(peers) if reclaim else []
         self.lower = bisect_left(ctx.pool_priorities, job.priority)  # pool[:lower]: lower prio
+        self.useful_nodes: frozenset[str] = frozenset()  # where stopping victims can help
 
     def has_candidates(self) -> bool:
         return self.lower > 0 or any(self.ctx.pool_by_queue.get(name)
                                      for name in self.reclaimable)
 
+    def capacity_bound(self) -> bool:
+        """Would the gang fit if every candidate stopped at once? Also notes the nodes where
+        stopping victims can help. GPU models are not limited by quota here: more of them may
+        be allowed once victims give their quota back."""
+        any_model = Fit(self.job, [role.request.gpu_types or None for role in self.job.roles],
+                        ("any-model", shape_key(self.job)))
+        nodes = self.ctx.useful_nodes(any_model, self.job.priority, self.reclaimable,
+                                      self.stopped_ids)
+        self.useful_nodes = nodes or frozenset()
+        return nodes is not None
+
     # -- phases --------------------------------------------------------------------------
 
     def free_quota(self) -> bool:
         """Give back the quota of same-queue and reclaimable victims until the job's quota
-        check passes for every GPU model it could use (checking at 1, 2, 4… victims), then
-        their capacity too. If no number of victims frees every model, passing the check for
-        some model is enough."""
+        check passes (checking at 1, 2, 4… victims), then their capacity too."""
         ctx, job, queue = self.ctx, self.job, self.queue
-        if ctx.quota_ok(job, queue, self.amounts, every_model=True):
+        if ctx.quota_ok(job, queue, self.amounts):
             return True
-        ok = False
         check_at, count = 1, 0
+        ok = False
         for victim in self._quota_candidates():
-            if victim.queue != queue.name and not ctx.book.borrowing(victim.queue):
-                continue  # that queue no longer borrows: nothing left to reclaim from it
+            if not self._returns_quota(victim):
+                continue  # its queue no longer borrows: nothing left to reclaim from it
             ctx.stop_quota(victim)
             self.stopped.append(victim)
             self.stopped_ids.add(id(victim))
             count += 1
             if count == check_at:
                 check_at *= 2
-                if ctx.quota_ok(job, queue, self.amounts, every_model=True):
+                if ctx.quota_ok(job, queue, self.amounts):
                     ok = True
                     break
         else:
-            ok = ctx.quota_ok(job, queue, self.amounts)
+            ok = count > 0 and ctx.quota_ok(job, queue, self.amounts)
         for victim in self.stopped:
             ctx.stop_capacity(victim)
         return ok
@@ -127,16 +143,17 @@ class _Search:
             return False
         if self.stopped and ctx.try_fit(self.job, self.queue, self.amounts) is not None:
             return True  # the quota victims free enough capacity too
-        any_model = Fit(self.job, [role.request.gpu_types or None for role in self.job.roles],
-                        ())  # quota may allow more models once victims stop: bound without it
-        nodes = ctx.useful_nodes(any_model, self.job.priority, self.reclaimable)
-        if nodes is None:
-            return False  # not even stopping every candidate at once would do
+        nodes = self.useful_nodes
+        # quota that rules out GPU models may rule out the ones with room: then victims that
+        # give such quota back help wherever they run
+        narrowed = ctx.book.gpu_models_allowed(self.queue, self.job, ctx.state.models).narrowed
         check_at, count = 1, 0
         checked = True
         for victim in self._capacity_candidates():
-            if id(victim) in self.stopped_ids \
-                    or not any(placement.node in nodes for placement in victim.placements):
+            if id(victim) in self.stopped_ids:
+                continue
+            if not any(placement.node in nodes for placement in victim.placements) and not (
+                    narrowed and self._returns_quota(victim)):
                 continue
             if victim.priority >= self.job.priority and not ctx.book.borrowing(victim.queue):
                 continue  # a reclaim victim whose queue no longer borrows
@@ -213,6 +230,13 @@ class _Search:
         self.ctx.stop(victim)
         self.stopped.append(victim)
         self.stopped_ids.add(id(victim))
+
+    def _returns_quota(self, victim: Allocation) -> bool:
+        """Stopping ``victim`` gives back quota the job may use: it is of the job's queue and
+        of lower priority, or of a queue of the cohort that still borrows."""
+        if victim.queue == self.queue.name:
+            return victim.priority < self.job.priority
+        return victim.queue in self.reclaimable and self.ctx.book.borrowing(victim.queue)
 
     def _quota_candidates(self) -> Iterator[Allocation]:
         """Same-queue lower-priority and reclaimable allocations, cheapest first."""

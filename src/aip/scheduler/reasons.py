@@ -157,7 +157,7 @@ def capacity_reason(state: ClusterState, request: ReplicaRequest, models: frozen
         if not wanted:
             return WaitReason.NO_MATCHING_GPU_TYPE, _no_model(models)
         label = " or ".join(wanted) + " " if models is not None else ""
-        nodes, why = _gpu_filter(nodes, request, wanted, label, words)
+        nodes, why = _gpu_filter(state, nodes, request, wanted, label, words)
         if why is not None:
             return WaitReason.INSUFFICIENT_RESOURCES, why
         if request.whole_gpus:
@@ -211,28 +211,34 @@ def _no_model(models: frozenset[str] | None) -> str:
     return f"no node has a {' or '.join(sorted(models))} GPU"
 
 
-def _gpu_filter(nodes: list[NodeState], request: ReplicaRequest, models: Sequence[str],
-                label: str, words: _Words) -> tuple[list[NodeState], str | None]:
+def _gpu_filter(state: ClusterState, nodes: list[NodeState], request: ReplicaRequest,
+                models: Sequence[str], label: str,
+                words: _Words) -> tuple[list[NodeState], str | None]:
+    """The nodes with room for the replica's GPUs (found through the state's indexes), or
+    why there are none."""
     free = words.free
     if request.whole_gpus:
         wanted = request.whole_gpus
-        kept = [node for node in nodes
-                if any(node.whole_free.get(model, 0) >= wanted for model in models)]
-        if kept:
-            return kept, None
-        largest = max(node.whole_free.get(model, 0) for node in nodes for model in models)
+        positions = {position for model in models
+                     for _count, bucket in state.nodes_with_whole(model, wanted)
+                     for position in bucket}
+        if positions:
+            return [node for node in nodes if node.position in positions], None
+        largest = max((count for model in models
+                       for count, bucket in state.whole_buckets.get(model, {}).items() if bucket),
+                      default=0)
         if largest == 0:
             return [], f"no node has a {free}{label}GPU"
         return [], (f"needs {wanted} {free}{label}GPUs on one node{words.each}; "
                     f"{words.most(largest, str(largest))}")
     share = request.gpu_milli
-    kept = [node for node in nodes if any(
-        free_milli >= share and node.gpu_model[slot] in models
-        for slot, free_milli in enumerate(node.gpu_free))]
-    if kept:
-        return kept, None
-    best = max((free_milli for node in nodes for slot, free_milli in enumerate(node.gpu_free)
-                if node.gpu_model[slot] in models), default=0)
+    positions = {position for model in models if model in state.share_levels
+                 for _level, gpus in state.share_levels[model].at_least(share)
+                 for position, _slot in gpus}
+    if positions:
+        return [node for node in nodes if node.position in positions], None
+    best = max((state.share_levels[model].levels[-1] for model in models
+                if model in state.share_levels and state.share_levels[model].levels), default=0)
     if best <= 0:
         return [], f"no node has a {free}{label}GPU"
     return [], (f"needs {gpus(share)} of one {free}{label}GPU{words.each}; the most free on "

@@ -6,7 +6,8 @@ hold. Indexes kept up to date on every change let placement policies find the ti
 without scanning every node:
 
 * ``whole_buckets[model][n]``: schedulable nodes with exactly ``n`` fully free GPUs of ``model``;
-* ``share_levels[model]``: schedulable GPUs by free milli-GPU (1..1000), levels sorted.
+* ``share_levels[model]``: schedulable GPUs by free milli-GPU (1..1000), levels sorted;
+* ``no_free_gpu``: schedulable nodes without free GPU capacity (where CPU-only work goes first).
 
 The trace simulator may keep one ``ClusterState`` alive across events and call ``take`` /
 ``give`` itself, instead of rebuilding it from a snapshot for every arrival.
@@ -63,6 +64,17 @@ class NodeState:
         self.acc_holders = {kind: [0] * count for kind, count in node.accelerators.items()}
         self.acc_free = dict(node.accelerators)
 
+    def copy(self) -> NodeState:
+        twin = NodeState.__new__(NodeState)
+        for name in ("node", "position", "name", "schedulable", "cpu_free", "memory_free",
+                     "gpu_model", "gpu_index", "slot_of_index", "gpu_free_total", "models"):
+            setattr(twin, name, getattr(self, name))  # values, or lists never changed
+        twin.gpu_free = list(self.gpu_free)
+        twin.whole_free = dict(self.whole_free)
+        twin.acc_holders = {kind: list(held) for kind, held in self.acc_holders.items()}
+        twin.acc_free = dict(self.acc_free)
+        return twin
+
     def fits_host(self, request: ReplicaRequest) -> bool:
         """CPU, memory and accelerators (not GPUs) are free for ``request``."""
         if not self.schedulable:
@@ -94,6 +106,12 @@ class _ShareLevels:
     def __init__(self) -> None:
         self.buckets: dict[int, dict[tuple[int, int], None]] = {}
         self.levels: list[int] = []
+
+    def copy(self) -> _ShareLevels:
+        twin = _ShareLevels()
+        twin.buckets = {level: dict(gpus) for level, gpus in self.buckets.items()}
+        twin.levels = list(self.levels)
+        return twin
 
     def add(self, level: int, key: tuple[int, int]) -> None:
         bucket = self.buckets.get(level)
@@ -132,9 +150,12 @@ class ClusterState:
         self.max_per_node: dict[str, int] = {}  # model -> most GPUs of it on one node
         self.whole_buckets: dict[str, dict[int, dict[int, None]]] = {}
         self.share_levels: dict[str, _ShareLevels] = {}
+        self.no_free_gpu: dict[int, None] = {}  # schedulable nodes without free GPU capacity
         for state in self.nodes:
             if not state.schedulable:
                 continue
+            if state.gpu_free_total <= 0:
+                self.no_free_gpu[state.position] = None
             for model, count in state.whole_free.items():
                 self.models.add(model)
                 self.max_per_node[model] = max(self.max_per_node.get(model, 0), count)
@@ -143,6 +164,19 @@ class ClusterState:
             for slot, model in enumerate(state.gpu_model):
                 levels = self.share_levels.setdefault(model, _ShareLevels())
                 levels.add(FULL, (state.position, slot))
+
+    def copy(self) -> ClusterState:
+        """An independent copy (for a what-if state next to the working one)."""
+        twin = ClusterState.__new__(ClusterState)
+        twin.nodes = [node.copy() for node in self.nodes]
+        twin.by_name = {name: twin.nodes[node.position] for name, node in self.by_name.items()}
+        twin.models = set(self.models)
+        twin.max_per_node = dict(self.max_per_node)
+        twin.whole_buckets = {model: {count: dict(nodes) for count, nodes in buckets.items()}
+                              for model, buckets in self.whole_buckets.items()}
+        twin.share_levels = {model: levels.copy() for model, levels in self.share_levels.items()}
+        twin.no_free_gpu = dict(self.no_free_gpu)
+        return twin
 
     @classmethod
     def from_snapshot(cls, nodes: Sequence[Node], running: Iterable[Allocation]) -> ClusterState:
@@ -208,9 +242,15 @@ class ClusterState:
         if old == free:
             return
         node.gpu_free[slot] = free
-        node.gpu_free_total += free - old
+        total = node.gpu_free_total
+        node.gpu_free_total = total + free - old
         if not node.schedulable:
             return
+        if (total <= 0) != (node.gpu_free_total <= 0):
+            if total <= 0:
+                del self.no_free_gpu[node.position]
+            else:
+                self.no_free_gpu[node.position] = None
         model = node.gpu_model[slot]
         levels = self.share_levels[model]
         key = (node.position, slot)

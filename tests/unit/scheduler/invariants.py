@@ -50,8 +50,8 @@ def assert_not_overallocated(snap: Snapshot, allocations: list[Allocation]) -> N
     for key, used in gpu.items():
         assert used <= 1000, f"GPU {key} over-allocated: {used} milli"
         assert whole[key] <= 1 and not (whole[key] and shared[key]), f"GPU {key} not exclusive"
-    for key, holders in devices.items():
-        assert holders == 1, f"accelerator {key} given {holders} times"
+    for held, holders in devices.items():
+        assert holders == 1, f"accelerator {held} given {holders} times"
 
 
 def assert_gangs_whole(snap: Snapshot, result: CycleResult) -> None:

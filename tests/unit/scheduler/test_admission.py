@@ -38,7 +38,8 @@ CASES = [
     pytest.param(Case(
         queues=[queue("team-a", gpu=4)],
         running=[running("old", placed("n1", gpus=(0, 1, 2)), queue="team-a")],
-        pending=[make_job("two", "team-a").gpu(2).build(), make_job("one", "team-a").gpu(1).build()],
+        pending=[make_job("two", "team-a").gpu(2).build(),
+                 make_job("one", "team-a").gpu(1).build()],
         admitted={"one"},
         waiting={"two": "queue team-a: gpu quota 3/4 in use (job needs 2)"},
     ), id="a queue without a cohort stops at its nominal quota"),

@@ -150,6 +150,13 @@ def test_placements_carry_role_index_model_and_devices() -> None:
     assert sorted(worker0.accelerators["npu"] + worker1.accelerators["npu"]) == [0, 1, 2, 3]
 
 
+def test_accelerators_get_free_device_ids() -> None:
+    snap = snapshot([make_node("f", accelerators={"fpga": 4})],
+                    [make_job("new").acc("fpga", 2).build()],
+                    [running("old", placed("f", accelerators={"fpga": [0, 2]}))])
+    assert admitted(schedule(snap))["new"][0].accelerators == {"fpga": (1, 3)}
+
+
 class Spread(ScoredPolicy):
     """Worst fit: the node with the most free GPUs. Shows that a score is all a policy needs."""
 

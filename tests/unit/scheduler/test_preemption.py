@@ -144,6 +144,16 @@ CASES = [
         waiting={"greedy": WaitReason.WAITING_FOR_QUOTA},
     ), id="there is no reclaiming beyond a queue's own nominal quota"),
     pytest.param(Case(
+        queues=[queue("team-a", gpu_V100M32=1, gpu_T4=1, gpu_any=0)],
+        nodes=[make_node("small-v100", memory=4, gpus=1, model="V100M32"),
+               make_node("free-v100", memory=64, gpus=1, model="V100M32"),
+               make_node("small-t4", memory=4, gpus=1, model="T4")],
+        running=[running("low", placed("small-v100", gpus=(0,), model="V100M32"),
+                         queue="team-a")],
+        pending=[make_job("high", "team-a", priority=10).gpu(1).memory(8).build()],
+        preempted={"low": "high"}, waiting={"high": WAITING},
+    ), id="a victim gives back per-model quota while the room is on another node"),
+    pytest.param(Case(
         nodes=GPU4,
         running=[running("low", placed("n1", gpus=(0, 1)), queue="team-b")],
         pending=[make_job("huge", "team-a", priority=10).gpu(8).build()],
