@@ -70,6 +70,7 @@ class Reconciler:
         self._dirty = True
         self._last_schedule = 0.0
         self._next_pass_at = 0.0
+        self._next_full_at = 0.0
         self._new_jobs = False
         self._seen_seq = 0  # the newest job a scheduling pass has looked at
         self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
@@ -100,7 +101,10 @@ class Reconciler:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
-            self._wake.wait(self.options.tick)
+            timeout = self.options.tick
+            if self._dirty:  # a full pass is held back by its duty cycle: come back in time
+                timeout = min(timeout, max(0.0, self._next_full_at - self.clock()))
+            self._wake.wait(timeout)
             pause = self._next_pass_at - self.clock()
             if pause > 0:
                 self._stopped.wait(pause)
@@ -114,29 +118,36 @@ class Reconciler:
     # -- one pass ------------------------------------------------------------------------
 
     def reconcile_once(self) -> None:
+        """One pass. The loop gets at most half the CPU: the next pass waits as long as this
+        one took, and the next *full* scheduling pass as long as the last full one took, so a
+        flood of submissions is batched and the API keeps its share. Incremental passes for
+        new jobs are not held back by a long full pass."""
         started = time.perf_counter()
         try:
-            self._reconcile(self.clock())
+            full = self._reconcile(self.clock())
         finally:
-            # The loop gets at most half the CPU: under a flood of submissions the next pass
-            # waits as long as this one took, batching the jobs that arrive meanwhile.
-            self._next_pass_at = self.clock() + (time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._next_pass_at = self.clock() + (0.0 if full else elapsed)
+            if full:
+                self._next_full_at = self.clock() + elapsed
 
-    def _reconcile(self, now: float) -> None:
+    def _reconcile(self, now: float) -> bool:
         with self.sessions.begin() as session:
             changed = self._observe(session, now)
             changed |= self._advance(session, now)
             changed |= self._carry_out_stops(session, now)
         if changed:
             self._dirty = True
-        full = self._dirty or now - self._last_schedule >= self.options.resync_interval
+        full = (self._dirty or now - self._last_schedule >= self.options.resync_interval) and (
+            now >= self._next_full_at)
         if not full and not self._new_jobs:
-            return
+            return False
         self._new_jobs = False
         if full:
             self._dirty = False
             self._last_schedule = now
         self._schedule(now, full=full)
+        return full
 
     def recover(self) -> None:
         """After a restart: finish launching jobs that were admitted when the last control
