@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,6 +10,7 @@ import typer
 
 from aip.cli.context import open_client
 from aip.cli.output import OutputFormat, OutputOption
+from aip.control.states import JobState
 
 if TYPE_CHECKING:
     from aip.client import Client
@@ -18,17 +18,6 @@ if TYPE_CHECKING:
 LIST_PAGE_SIZE = 200
 
 app = typer.Typer(help="Submit, inspect and control jobs.", no_args_is_help=True)
-
-
-class JobState(StrEnum):
-    PENDING = "PENDING"
-    ADMITTED = "ADMITTED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    PREEMPTED = "PREEMPTED"
-    RETRYING = "RETRYING"
 
 
 JobId = Annotated[str, typer.Argument(metavar="ID", help="The job id (see `aip job list`).")]
