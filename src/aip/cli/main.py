@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aip.cli import jobs, nodes, queues, run, server
+from aip.cli import jobs, nodes, queues, run, server, sim
 from aip.cli.context import CliState
 
 USAGE_EXIT_CODE = 2
@@ -70,6 +70,7 @@ app.command(
 app.add_typer(jobs.app, name="job", rich_help_panel="Jobs")
 app.add_typer(nodes.app, name="node", rich_help_panel="Cluster")
 app.add_typer(queues.app, name="queue", rich_help_panel="Cluster")
+app.add_typer(sim.app, name="sim", rich_help_panel="Cluster")
 
 
 def main() -> None:

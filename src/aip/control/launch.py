@@ -36,7 +36,8 @@ class Launcher:
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
 
-    def admit(self, session: Session, job: JobRow, admit: Admit, now: float) -> None:
+    def admit(self, session: Session, job: JobRow, admit: Admit, now: float, *,
+              policy: str) -> None:
         """Record the placement as STARTING replicas of a new attempt."""
         job.attempt += 1
         job.state = JobState.ADMITTED
@@ -55,8 +56,8 @@ class Launcher:
                 log_path=str(root / "logs" / f"{name}.log")))
         nodes = sorted({p.node for p in admit.placements})
         job_service.add_event(session, job.id, "Admitted", (
-            f"attempt {job.attempt}: {len(admit.placements)} replica(s) on {', '.join(nodes)}"),
-            now)
+            f"attempt {job.attempt}: {len(admit.placements)} replica(s) on {', '.join(nodes)}, "
+            f"placed by policy {policy}"), now)
 
     def launch(self, session: Session, job: JobRow, now: float) -> None:
         """Start every STARTING replica of the job's current attempt."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,11 +45,25 @@ class ServerConfig(BaseModel):
     stop_grace_period: Seconds = Field(default=10.0, gt=0)
     retry_backoff_base: Seconds = Field(default=1.0, ge=0)
     retry_backoff_max: Seconds = Field(default=60.0, ge=0)
+    placement_policy: str = Field(
+        default="aip", description="How replicas are placed: aip (default), fgd, best-fit, "
+        "gpu-packing, gpu-clustering, dot-product or random.")
+
+    @field_validator("placement_policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        from aip.scheduler.policies import policy_names
+
+        if name not in policy_names():
+            raise ValueError(f"unknown placement policy {name!r}; known: "
+                             f"{', '.join(policy_names())}")
+        return name
 
     def reconcile_options(self) -> ReconcileOptions:
         return ReconcileOptions(stop_grace_period=self.stop_grace_period,
                                 retry_backoff_base=self.retry_backoff_base,
-                                retry_backoff_max=self.retry_backoff_max)
+                                retry_backoff_max=self.retry_backoff_max,
+                                placement_policy=self.placement_policy)
 
 
 class PlatformConfig(BaseModel):

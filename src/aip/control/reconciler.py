@@ -32,11 +32,15 @@ from aip.control.snapshot import allocations, build_snapshot, role_requests
 from aip.control.states import LIVE_REPLICA_STATES, JobState, ReplicaState
 from aip.executor.base import Executor, ReplicaHandle
 from aip.scheduler import Node, PendingJob, Preempt, RoleRequest, Wait, schedule
+from aip.scheduler.model import Snapshot
+from aip.scheduler.policies import make_policy
+from aip.scheduler.workload import Workload
 from aip.spec import JobSpec
 from aip.store.tables import EventRow, JobRow, ReplicaRow
 
 log = logging.getLogger("aip.reconciler")
 
+WORKLOAD_MIN_REPLICAS = 50  # below this, the policy's built-in workload is a better guess
 ACTIVE_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.PREEMPTED, JobState.RETRYING)
 
 
@@ -47,6 +51,7 @@ class ReconcileOptions:
     retry_backoff_max: float = 60.0
     tick: float = 0.2  # how often replicas are polled when nothing wakes the loop
     resync_interval: float = 2.0  # schedule at least this often, even with no change
+    placement_policy: str = "aip"  # a name from aip.scheduler.policies
 
 
 class Reconciler:
@@ -74,6 +79,7 @@ class Reconciler:
         self._new_jobs = False
         self._seen_seq = 0  # the newest job a scheduling pass has looked at
         self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
+        self.policy = make_policy(self.options.placement_policy)  # built once: it has tables
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -324,7 +330,9 @@ class Reconciler:
             snapshot = build_snapshot(
                 self.nodes(), queue_service.list_all(session), allocations(jobs_by_id, live),
                 self._pending_jobs(session, pending))
-            result = schedule(snapshot)
+            if full:
+                self._refresh_policy(snapshot)
+            result = schedule(snapshot, self.policy)
             self._explain(session, {row.id: row for row in pending}, result.waiting, now)
             for preempt in result.preempted:
                 self._preempt(session, jobs_by_id[preempt.job_id], preempt, now)
@@ -332,13 +340,22 @@ class Reconciler:
                 JobRow.id.in_([a.job_id for a in result.admitted])))}
             admitted = [(admitted_rows[a.job_id], a) for a in result.admitted]
             for job, admit in admitted:
-                self.launcher.admit(session, job, admit, now)
+                self.launcher.admit(session, job, admit, now, policy=self.policy.name)
         # Launch after the admission is committed: a crash in between leaves ADMITTED rows
         # that ``recover`` launches, never a process the store does not know about.
         if admitted:
             with self.sessions.begin() as session:
                 for job, _ in admitted:
                     self.launcher.launch(session, session.merge(job), self.clock())
+
+    def _refresh_policy(self, snapshot: Snapshot) -> None:
+        """Look-ahead policies place against the workload the platform actually serves:
+        once enough replicas run or wait, their shapes replace the built-in generic mix."""
+        replicas = sum(len(a.placements) for a in snapshot.running) + sum(
+            job.replica_count for job in snapshot.pending)
+        if replicas >= WORKLOAD_MIN_REPLICAS:
+            self.policy = make_policy(self.options.placement_policy,
+                                      workload=Workload.from_snapshot(snapshot))
 
     def _pending_jobs(self, session: Session, pending: Sequence[Any]) -> list[PendingJob]:
         """Scheduler view of the pending rows; a job's parsed spec is cached while it waits."""

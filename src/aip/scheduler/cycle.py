@@ -28,13 +28,16 @@ from aip.scheduler.model import (
     Wait,
     WaitReason,
 )
-from aip.scheduler.placement import BestFitPolicy, PlacementPolicy
+from aip.scheduler.placement import PlacementPolicy
+from aip.scheduler.policies import DEFAULT_POLICY, make_policy
 from aip.scheduler.preemption import find_preemption, reserve
 
 
 def schedule(snapshot: Snapshot, policy: PlacementPolicy | None = None) -> CycleResult:
-    """Decide, for every pending job, admit (with placements), preempt for it, or wait."""
-    ctx = CycleContext.build(snapshot, policy or BestFitPolicy())
+    """Decide, for every pending job, admit (with placements), preempt for it, or wait.
+    ``policy`` defaults to the platform's (``policies.DEFAULT_POLICY``) with its built-in
+    workload."""
+    ctx = CycleContext.build(snapshot, policy or make_policy(DEFAULT_POLICY))
     admitted: list[Admit] = []
     preempted: list[Preempt] = []
     waiting: list[Wait] = []

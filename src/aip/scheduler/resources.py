@@ -9,6 +9,10 @@ without scanning every node:
 * ``share_levels[model]``: schedulable GPUs by free milli-GPU (1..1000), levels sorted;
 * ``no_free_gpu``: schedulable nodes without free GPU capacity (where CPU-only work goes first).
 
+Policies that keep their own derived index (``aip.scheduler.policies.table``) store it in
+``caches`` and register a function in ``watchers``: every change to node ``p`` calls it with
+``p``, so the index refreshes only the nodes that changed. ``copy`` starts both empty.
+
 The trace simulator may keep one ``ClusterState`` alive across events and call ``take`` /
 ``give`` itself, instead of rebuilding it from a snapshot for every arrival.
 """
@@ -16,7 +20,7 @@ The trace simulator may keep one ``ClusterState`` alive across events and call `
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aip.scheduler.model import MILLI_PER_GPU, Allocation, Node, ReplicaPlacement, ReplicaRequest
@@ -40,9 +44,9 @@ class NodeState:
     """What is still free on one node."""
 
     __slots__ = (
-        "acc_free", "acc_holders", "cpu_free", "gpu_free", "gpu_free_total", "gpu_index",
-        "gpu_model", "memory_free", "models", "name", "node", "position", "schedulable",
-        "slot_of_index", "whole_free",
+        "acc_free", "acc_holders", "cpu_free", "gpu_free", "gpu_free_total", "gpu_holders",
+        "gpu_index", "gpu_model", "memory_free", "models", "name", "node", "position",
+        "schedulable", "slot_of_index", "whole_free",
     )
 
     def __init__(self, node: Node, position: int) -> None:
@@ -63,6 +67,9 @@ class NodeState:
         self.models = frozenset(self.gpu_model)
         self.acc_holders = {kind: [0] * count for kind, count in node.accelerators.items()}
         self.acc_free = dict(node.accelerators)
+        # Replicas holding GPUs here, by shape: 0 for a share of one GPU, n for n whole GPUs
+        # (what GPU-clustering placement groups by).
+        self.gpu_holders: dict[int, int] = {}
 
     def copy(self) -> NodeState:
         twin = NodeState.__new__(NodeState)
@@ -73,6 +80,7 @@ class NodeState:
         twin.whole_free = dict(self.whole_free)
         twin.acc_holders = {kind: list(held) for kind, held in self.acc_holders.items()}
         twin.acc_free = dict(self.acc_free)
+        twin.gpu_holders = dict(self.gpu_holders)
         return twin
 
     def fits_host(self, request: ReplicaRequest) -> bool:
@@ -151,6 +159,8 @@ class ClusterState:
         self.whole_buckets: dict[str, dict[int, dict[int, None]]] = {}
         self.share_levels: dict[str, _ShareLevels] = {}
         self.no_free_gpu: dict[int, None] = {}  # schedulable nodes without free GPU capacity
+        self.watchers: list[Callable[[int], None]] = []  # called with a node's position on change
+        self.caches: dict[object, object] = {}  # derived indexes kept by placement policies
         for state in self.nodes:
             if not state.schedulable:
                 continue
@@ -176,6 +186,8 @@ class ClusterState:
                               for model, buckets in self.whole_buckets.items()}
         twin.share_levels = {model: levels.copy() for model, levels in self.share_levels.items()}
         twin.no_free_gpu = dict(self.no_free_gpu)
+        twin.watchers = []
+        twin.caches = {}
         return twin
 
     @classmethod
@@ -236,6 +248,16 @@ class ClusterState:
                 node.acc_free[kind] -= 1
             elif before == 1 and sign > 0:
                 node.acc_free[kind] += 1
+        if holding.gpu_milli:
+            shape = 0 if any(milli < FULL for _slot, milli in holding.gpu_milli) \
+                else len(holding.gpu_milli)
+            count = node.gpu_holders.get(shape, 0) - sign
+            if count > 0:
+                node.gpu_holders[shape] = count
+            else:
+                node.gpu_holders.pop(shape, None)
+        for watcher in self.watchers:
+            watcher(holding.node)
 
     def _set_gpu_free(self, node: NodeState, slot: int, free: int) -> None:
         old = node.gpu_free[slot]

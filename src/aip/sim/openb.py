@@ -38,6 +38,7 @@ class Task:
     creation_time: int | None = None
     deletion_time: int | None = None
     qos: str = ""
+    scheduled_time: int | None = None  # when the production scheduler placed it (None: never)
 
     @property
     def gpu_milli(self) -> int:
@@ -81,12 +82,23 @@ def load_tasks(path: str | Path) -> list[Task]:
                 if total else frozenset()),
             creation_time=_optional_int(row, "creation_time", line, column_of, path),
             deletion_time=_optional_int(row, "deletion_time", line, column_of, path),
-            qos=(row.get("qos") or "").strip()))
+            qos=(row.get("qos") or "").strip(),
+            scheduled_time=_optional_int(row, "scheduled_time", line, column_of, path)))
     return tasks
 
 
 def gpu_capacity_milli(nodes: list[Node]) -> int:
     return sum(len(node.gpus) for node in nodes) * MILLI_PER_GPU
+
+
+def evenly_spaced(nodes: list[Node], fraction: float) -> list[Node]:
+    """About ``fraction`` of ``nodes``, evenly spaced through the list (at least one), so a
+    smaller cluster keeps the node list's mix of machines."""
+    if not 0 < fraction <= 1:
+        raise InvalidSpec(f"node fraction must be in (0, 1], not {fraction}",
+                          fields={"node_fraction": "must be in (0, 1]"})
+    count = max(1, round(len(nodes) * fraction)) if nodes else 0
+    return [nodes[int(i * len(nodes) / count)] for i in range(count)]
 
 
 ColumnOf = Callable[[str], int]
@@ -102,7 +114,7 @@ def _rows(path: Path, known: tuple[str, ...],
     with handle:
         reader = csv.reader(handle)
         header = next(reader, None)
-        if header is None:
+        if header is None or not any(name.strip() for name in header):
             raise _error(path, 1, 1, "header", "the file is empty; expected a header row")
         header = [name.strip() for name in header]
         for position, name in enumerate(header, start=1):

@@ -8,6 +8,7 @@ import pytest
 
 from aip.scheduler import (
     Allocation,
+    BestFitPolicy,
     ClusterState,
     Node,
     PendingJob,
@@ -16,7 +17,7 @@ from aip.scheduler import (
     WaitReason,
     schedule,
 )
-from aip.scheduler.placement import Choice, Score
+from aip.scheduler.placement import Choice, PlacementPolicy, Score
 
 from .builders import admitted, make_job, make_node, placed, running, snapshot, waits, where
 from .invariants import after_admits, assert_gangs_whole, assert_not_overallocated
@@ -29,6 +30,8 @@ class Case:
     running: list[Allocation] = field(default_factory=list)
     expect: dict[str, list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
     waiting: dict[str, WaitReason] = field(default_factory=dict)
+    policy: PlacementPolicy | None = None  # None: the platform default
+
 
 
 CASES = [
@@ -107,7 +110,10 @@ CASES = [
         nodes=[make_node("tight", cpu=2, gpus=2), make_node("roomy", cpu=32, gpus=8)],
         pending=[make_job("train").gpu(1).cpu(2).build()],
         expect={"train": [("roomy", (0,))]},
-    ), id="placement avoids leaving a node's free GPUs without CPU"),
+        # best-fit's stranding rule; the default ("aip") weighs roomy's cores, which its 8
+        # GPUs need, against tight's nearly unusable GPUs and takes tight (policies tests)
+        policy=BestFitPolicy(),
+    ), id="best-fit avoids leaving a node's free GPUs without CPU"),
     pytest.param(Case(
         nodes=[make_node("cordoned", gpus=4, schedulable=False), make_node("open", gpus=1)],
         pending=[make_job("a").gpu(1).build(), make_job("b").gpu(1).build()],
@@ -132,7 +138,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_placement(case: Case) -> None:
     snap = snapshot(case.nodes, case.pending, case.running)
-    result = schedule(snap)
+    result = schedule(snap, case.policy)
     assert {job: where(result, job) for job in admitted(result)} == case.expect
     assert {job: wait.code for job, wait in waits(result).items()} == case.waiting
     assert_not_overallocated(snap, after_admits(snap, result))
