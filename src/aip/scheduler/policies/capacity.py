@@ -31,7 +31,7 @@ import numpy.typing as npt
 from aip.scheduler.model import ReplicaRequest
 from aip.scheduler.policies.fragmentation import Bools, Floats
 from aip.scheduler.policies.table import Candidates, Ints, NodeTable, TableDependent
-from aip.scheduler.resources import FULL, ClusterState
+from aip.scheduler.resources import FULL
 from aip.scheduler.workload import Workload
 
 Slots = npt.NDArray[np.float32]  # task counts: small whole numbers, kept as float32
@@ -106,17 +106,6 @@ class CapacityIndex(TableDependent):
         self.slots: Slots = np.zeros((rows, len(classes.shapes)), dtype=np.float32)
         self.frag: Floats = np.zeros(rows, dtype=np.float64)
         self.refresh(np.arange(rows, dtype=np.int64))
-
-    @classmethod
-    def of(cls, state: ClusterState, table: NodeTable, classes: CapacityClasses
-           ) -> CapacityIndex:
-        key = (cls, classes)
-        index = state.caches.get(key)
-        if not isinstance(index, CapacityIndex) or index.table is not table:
-            index = cls(table, classes)
-            state.caches[key] = index
-            table.dependents.append(index)
-        return index
 
     def refresh(self, rows: Ints) -> None:
         table = self.table

@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from aip.scheduler.model import ReplicaRequest
 from aip.scheduler.policies.table import Candidates, Ints, NodeTable, TableDependent
-from aip.scheduler.resources import FULL, ClusterState
+from aip.scheduler.resources import FULL
 from aip.scheduler.workload import Workload
 
 Floats = npt.NDArray[np.float64]
@@ -108,16 +108,6 @@ class FragIndex(TableDependent):
         self.enough: Ints = np.zeros((rows, shapes), dtype=np.int64)
         self.frag: Floats = np.zeros(rows, dtype=np.float64)
         self.refresh(np.arange(rows, dtype=np.int64))
-
-    @classmethod
-    def of(cls, state: ClusterState, table: NodeTable, classes: TaskClasses) -> FragIndex:
-        key = (cls, classes)
-        index = state.caches.get(key)
-        if not isinstance(index, FragIndex) or index.table is not table:
-            index = cls(table, classes)
-            state.caches[key] = index
-            table.dependents.append(index)
-        return index
 
     def refresh(self, rows: Ints) -> None:
         table = self.table

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -239,7 +240,24 @@ class NodeTable:
 
 
 class TableDependent:
-    """Arrays derived from a table (per row) that must follow its changes."""
+    """Arrays derived from a table (per row) for one set of task classes, that must follow
+    the table's changes. Subclasses are built as ``cls(table, classes)``."""
+
+    table: NodeTable
+
+    def __init__(self, table: NodeTable, classes: Any) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, state: ClusterState, table: NodeTable, classes: Any) -> Self:
+        """The index for ``classes`` over ``table``, cached in the state and kept fresh."""
+        key = (cls, classes)
+        index = state.caches.get(key)
+        if not isinstance(index, cls) or index.table is not table:
+            index = cls(table, classes)
+            state.caches[key] = index
+            table.dependents.append(index)
+        return index
 
     def refresh(self, rows: Ints) -> None:
         """Recompute the derived values of ``rows`` (their table values just changed)."""
