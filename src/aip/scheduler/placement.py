@@ -166,15 +166,13 @@ class BestFitPolicy:
     @staticmethod
     def _cpu_scan(state: ClusterState, request: ReplicaRequest,
                   nodes: Iterable[NodeState]) -> Choice | None:
-        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
         best_key: Score = ()
         best: NodeState | None = None
         for node in nodes:
-            cpu_after = node.cpu_free - cpu
-            memory_after = node.memory_free - memory
-            if cpu_after < 0 or memory_after < 0 or not node.schedulable or (
-                    accelerators and not node.fits_host(request)):
+            room = _room_after(node, request) if node.schedulable else None
+            if room is None:
                 continue
+            cpu_after, memory_after = room
             key = (_stranded(node.gpu_free_total, cpu_after, memory_after),
                    node.gpu_free_total, 0, cpu_after, memory_after, node.position, 0)
             if best is None or key < best_key:
@@ -185,7 +183,6 @@ class BestFitPolicy:
     def _whole(state: ClusterState, request: ReplicaRequest,
                model: str) -> tuple[Score, Choice] | None:
         count = request.whole_gpus
-        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
         taken = count * FULL
         nodes = state.nodes
         best_key: Score = ()
@@ -193,11 +190,10 @@ class BestFitPolicy:
         for free, positions in state.nodes_with_whole(model, count):
             for position in positions:
                 node = nodes[position]
-                cpu_after = node.cpu_free - cpu
-                memory_after = node.memory_free - memory
-                if cpu_after < 0 or memory_after < 0 or (
-                        accelerators and not node.fits_host(request)):
+                room = _room_after(node, request)
+                if room is None:
                     continue
+                cpu_after, memory_after = room
                 key = (_stranded(node.gpu_free_total - taken, cpu_after, memory_after),
                        free - count, 0, cpu_after, memory_after, position, 0)
                 if best is None or key < best_key:
@@ -212,7 +208,6 @@ class BestFitPolicy:
     def _share(state: ClusterState, request: ReplicaRequest,
                model: str) -> tuple[Score, Choice] | None:
         milli = request.gpu_milli
-        cpu, memory, accelerators = request.cpu_milli, request.memory_bytes, request.accelerators
         nodes = state.nodes
         best_key: Score = ()
         best: tuple[NodeState, int] | None = None
@@ -222,11 +217,10 @@ class BestFitPolicy:
                 break  # fully free GPUs: walked below by their node's free GPU count
             for position, slot in gpus:
                 node = nodes[position]
-                cpu_after = node.cpu_free - cpu
-                memory_after = node.memory_free - memory
-                if cpu_after < 0 or memory_after < 0 or (
-                        accelerators and not node.fits_host(request)):
+                room = _room_after(node, request)
+                if room is None:
                     continue
+                cpu_after, memory_after = room
                 key = (_stranded(node.gpu_free_total - milli, cpu_after, memory_after),
                        level - milli, node.whole_free.get(model, 0), cpu_after, memory_after,
                        position, slot)
@@ -237,11 +231,10 @@ class BestFitPolicy:
         for free, positions in state.nodes_with_whole(model, 1):
             for position in positions:
                 node = nodes[position]
-                cpu_after = node.cpu_free - cpu
-                memory_after = node.memory_free - memory
-                if cpu_after < 0 or memory_after < 0 or (
-                        accelerators and not node.fits_host(request)):
+                room = _room_after(node, request)
+                if room is None:
                     continue
+                cpu_after, memory_after = room
                 key = (_stranded(node.gpu_free_total - milli, cpu_after, memory_after),
                        FULL - milli, free, cpu_after, memory_after, position, -1)
                 if best is None or key < best_key:
@@ -255,6 +248,17 @@ class BestFitPolicy:
             slot = node.free_whole_slots(model, 1)[0]
             best_key = (*best_key[:-1], slot)
         return best_key, Choice(node, model, (slot,), milli)
+
+
+def _room_after(node: NodeState, request: ReplicaRequest) -> tuple[int, int] | None:
+    """Free CPU and memory left on ``node`` after ``request``; None when its host resources
+    (CPU, memory, accelerators) do not fit."""
+    cpu_after = node.cpu_free - request.cpu_milli
+    memory_after = node.memory_free - request.memory_bytes
+    if cpu_after < 0 or memory_after < 0 or (
+            request.accelerators and not node.fits_host(request)):
+        return None
+    return cpu_after, memory_after
 
 
 def _stranded(gpu_after: int, cpu_after: int, memory_after: int) -> int:
