@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from aip.control.snapshot import pending_job, role_requests
-from aip.control.states import FINAL_STATES, JobState
+from aip.control.states import FINAL_STATES, LIVE_REPLICA_STATES, JobState
 from aip.errors import Conflict, InvalidSpec, NotFound, Unschedulable
 from aip.scheduler import Node, infeasible_reason
 from aip.spec import JobSpec
@@ -94,7 +94,7 @@ def request_cancel(session: Session, job_id: str, now: float) -> JobRow:
     if job.state in FINAL_STATES:
         raise Conflict(f"job {job_id} already {job.state}; nothing to cancel")
     has_live = session.scalar(select(func.count()).select_from(ReplicaRow).where(
-        ReplicaRow.job_id == job.id, ReplicaRow.state.in_(("STARTING", "RUNNING")))) or 0
+        ReplicaRow.job_id == job.id, ReplicaRow.state.in_(tuple(LIVE_REPLICA_STATES)))) or 0
     if not has_live and job.state in (JobState.PENDING, JobState.RETRYING, JobState.PREEMPTED):
         finish(job, JobState.CANCELLED, "cancelled by user", now)
         add_event(session, job.id, "Cancelled", "cancelled by user", now)

@@ -79,6 +79,7 @@ class Reconciler:
         self._new_jobs = False
         self._seen_seq = 0  # the newest job a scheduling pass has looked at
         self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
+        self._timeouts: dict[str, float | None] = {}
         self.policy = make_policy(self.options.placement_policy)  # built once: it has tables
         self._thread: threading.Thread | None = None
 
@@ -205,8 +206,7 @@ class Reconciler:
                 job_service.add_event(session, job.id, "Succeeded", "every replica exited 0", now)
                 changed = True
             elif self._timed_out(job, now):
-                timeout = JobSpec.model_validate_json(job.spec).timeout
-                message = f"timed out after {timeout:g}s"
+                message = f"timed out after {self._timeout_of(job):g}s"
                 job_service.finish(job, JobState.FAILED, message, now)
                 self._begin_stop(job, "timeout", message)
                 job_service.add_event(session, job.id, "TimedOut", message, now)
@@ -224,8 +224,16 @@ class Reconciler:
     def _timed_out(self, job: JobRow, now: float) -> bool:
         if job.state != JobState.RUNNING or job.started_at is None:
             return False
-        timeout = JobSpec.model_validate_json(job.spec).timeout
+        timeout = self._timeout_of(job)
         return timeout is not None and now - job.started_at > timeout
+
+    def _timeout_of(self, job: JobRow) -> float | None:
+        """The job's timeout, parsed from its spec once, not on every tick."""
+        if job.id not in self._timeouts:
+            if len(self._timeouts) > 10_000:
+                self._timeouts.clear()
+            self._timeouts[job.id] = JobSpec.model_validate_json(job.spec).timeout
+        return self._timeouts[job.id]
 
     def _fail_attempt(self, session: Session, job: JobRow, replica: ReplicaRow,
                       now: float) -> None:

@@ -6,6 +6,7 @@ With several replicas, each line is prefixed with its replica's name ("[worker-1
 from __future__ import annotations
 
 import asyncio
+import codecs
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ async def follow(
     """Stream what is there (or its last ``lines``), then new lines until ``finished()``
     is true and every file is drained."""
     offsets: dict[str, int] = {}
+    decoders: dict[str, codecs.IncrementalDecoder] = {}
     partial: dict[str, str] = {}
     first = tail(sources, lines, prefix)
     if first:
@@ -44,7 +46,7 @@ async def follow(
         done = finished()  # read before draining, so no line written before the end is lost
         got = False
         for name, path in sources:
-            text = _read_from(path, offsets)
+            text = _read_from(path, offsets, decoders)
             if not text:
                 continue
             got = True
@@ -76,7 +78,10 @@ def _size(path: str) -> int:
         return 0
 
 
-def _read_from(path: str, offsets: dict[str, int]) -> str:
+def _read_from(path: str, offsets: dict[str, int],
+               decoders: dict[str, codecs.IncrementalDecoder]) -> str:
+    """New text of ``path`` since its offset. Each file has its own incremental decoder, so
+    a UTF-8 character cut by the chunk boundary is completed by the next read."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offsets.get(path, 0))
@@ -84,4 +89,7 @@ def _read_from(path: str, offsets: dict[str, int]) -> str:
     except FileNotFoundError:
         return ""
     offsets[path] = offsets.get(path, 0) + len(data)
-    return data.decode("utf-8", errors="replace")
+    decoder = decoders.get(path)
+    if decoder is None:
+        decoder = decoders[path] = codecs.getincrementaldecoder("utf-8")("replace")
+    return decoder.decode(data)
