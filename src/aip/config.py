@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     debug: bool = False  # AIP_DEBUG=1: show tracebacks
     database_url: str | None = None  # AIP_DATABASE_URL: PostgreSQL instead of SQLite
     config: Path | None = None  # AIP_CONFIG: platform config file, default home/config.yaml
+    backend: Literal["local", "ray"] | None = None  # AIP_BACKEND: overrides server.backend
+    ray_address: str | None = None  # AIP_RAY_ADDRESS: overrides server.ray_address
 
     @property
     def token_path(self) -> Path:

@@ -8,7 +8,13 @@ back into the same exception class, and the CLI prints it without a traceback un
 
 from __future__ import annotations
 
+import importlib
 from typing import ClassVar
+
+# Every error class by its code; subclasses register themselves when their module loads.
+ERRORS_BY_CODE: dict[str, type[AIPError]] = {}
+# Modules that define error classes outside this one, imported before a lookup by code.
+_ERROR_MODULES = ("aip.storage.errors", "aip.runtime.interpreters", "aip.tracking.common")
 
 
 class AIPError(Exception):
@@ -16,6 +22,10 @@ class AIPError(Exception):
 
     code: ClassVar[str] = "internal"
     http_status: ClassVar[int] = 500
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        ERRORS_BY_CODE.setdefault(cls.code, cls)
 
     def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -72,17 +82,21 @@ class ServerUnavailable(AIPError):
     http_status = 503
 
 
-ERRORS_BY_CODE: dict[str, type[AIPError]] = {
-    cls.code: cls
-    for cls in (AIPError, InvalidSpec, Unschedulable, NotFound, Conflict, Unauthorized,
-                ServerUnavailable)
-}
+ERRORS_BY_CODE[AIPError.code] = AIPError
+
+
+def error_class(code: str) -> type[AIPError]:
+    """The error class of ``code`` (``AIPError`` when no class has it)."""
+    if code not in ERRORS_BY_CODE:
+        for module in _ERROR_MODULES:
+            importlib.import_module(module)
+    return ERRORS_BY_CODE.get(code, AIPError)
 
 
 def error_from_body(status: int, body: object) -> AIPError:
     """Rebuild the exception a server sent as ``{code, message, fields}``."""
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        cls = ERRORS_BY_CODE.get(str(body.get("code")), AIPError)
+        cls = error_class(str(body.get("code")))
         raw_fields = body.get("fields") or {}
         fields = {str(k): str(v) for k, v in raw_fields.items()} if isinstance(
             raw_fields, dict) else {}

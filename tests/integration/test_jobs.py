@@ -34,7 +34,8 @@ def test_a_failing_job_is_retried_with_backoff_then_fails(server: AipServer) -> 
     done = server.client.wait_job(job["id"], timeout=30)
     assert done["state"] == "FAILED"
     assert done["attempt"] == 3 and done["exit_code"] == 3
-    assert "exited with code 3" in done["reason"] and "after 2 retries" in done["reason"]
+    assert "exited with code 3" in done["reason"] and "after 2 restarts" in done["reason"]
+    assert "max_restarts 2 exceeded" in done["reason"]
     logs = server.client.job_logs(job["id"])
     assert [line for line in logs.splitlines() if line.startswith("attempt")] == [
         "attempt 1", "attempt 2", "attempt 3"]

@@ -43,7 +43,9 @@ def test_migrations_create_every_table_on_an_empty_database(database_url: str) -
     tables = set(inspect(engine).get_table_names())
     assert {"jobs", "replicas", "events", "queues", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == _head()
+    columns = {c["name"] for c in inspect(engine).get_columns("replicas")}
+    assert {"ports", "generation"} <= columns
     engine.dispose()
 
 
@@ -124,3 +126,41 @@ def test_queues_are_created_once_and_read_back_with_their_quota(sessions) -> Non
         assert [q.name for q in queue_service.list_all(session)] == ["default", "team-a"]
         with pytest.raises(NotFound):
             queue_service.get(session, "nope")
+
+
+def test_a_store_of_the_first_release_keeps_its_jobs_through_the_upgrade(
+        database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from aip.store.db import MIGRATIONS_DIR
+
+    engine = make_engine(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "insert into jobs (id, name, queue, priority, state, spec, labels, attempt, "
+            "max_retries, preemptions, created_at, updated_at, kill_sent) values ('old-1', "
+            "'old', 'default', 0, 'PENDING', '{}', '{}', 0, 2, 0, 1.0, 1.0, false)"))
+    migrate(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("select max_retries, restarts from jobs where id = 'old-1'")).one()
+    assert tuple(row) == (2, 0)
+    engine.dispose()
+
+
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from aip.store.db import MIGRATIONS_DIR
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head

@@ -48,16 +48,19 @@ def job_detail(job: Job, now: datetime | None = None) -> Any:
     state = styled_state(job["state"])
     if job.get("reason"):
         state.append(f"  {job['reason']}", style="")
-    attempt, allowed = job.get("attempt", 0), 1 + (job.get("max_retries") or 0)
-    retries = f"{attempt} of at most {allowed}" if attempt else f"not started (at most {allowed})"
+    attempt = job.get("attempt", 0)
+    retries = f"attempt {attempt}" if attempt else "not started"
+    retries += f", {job.get('restarts') or 0} of {job.get('max_retries') or 0} restarts used"
     if job.get("preemptions"):
         retries += f", preempted {job['preemptions']}x"
+    spec = job.get("spec") or {}
     rows: list[tuple[str, Any]] = [
         ("ID", job["id"]),
         ("Name", job.get("name", "")),
         ("Queue", f"{job.get('queue', '')} (priority {job.get('priority', 0)})"),
         ("State", state),
         ("Attempts", retries),
+        *_distributed_facts(spec, job.get("domains")),
         ("Created", _time_and_age(job.get("created_at"), now)),
         ("Started", _time_and_age(job.get("started_at"), now)),
         ("Finished", _time_and_age(job.get("finished_at"), now)),
@@ -86,6 +89,27 @@ def job_detail(job: Job, now: datetime | None = None) -> Any:
             elapsed(replica.get("started_at"), replica.get("finished_at"), now),
         )
     return Group(facts, Text(""), table)
+
+
+def _distributed_facts(spec: dict[str, Any], domains: int | None) -> list[tuple[str, str]]:
+    """Framework, processes per replica, restart policy and topology, where set."""
+    facts = []
+    framework = spec.get("framework") or "none"
+    if framework != "none":
+        nproc = spec.get("nproc_per_replica") or 1
+        facts.append(("Framework", framework + (f" ({nproc} processes per replica)"
+                                                * (nproc > 1))))
+    if spec.get("restart_policy", "gang") != "gang":
+        facts.append(("Restarts", f"{spec['restart_policy']} by replica"))
+    topology = spec.get("topology") or "none"
+    if topology != "none" or domains:
+        spans = "-" if domains is None else f"spans {domains} RDMA domain{'s' * (domains != 1)}"
+        facts.append(("Topology", f"{topology}, {spans}" if topology != "none" else spans))
+    if spec.get("environment"):
+        env = spec["environment"]
+        facts.append(("Environment", ", ".join(env.get("requirements") or [])
+                      or env.get("python") or "-"))
+    return facts
 
 
 def events_table(events: list[dict[str, Any]], now: datetime | None = None) -> Any:

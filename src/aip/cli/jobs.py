@@ -21,6 +21,8 @@ app = typer.Typer(help="Submit, inspect and control jobs.", no_args_is_help=True
 
 
 JobId = Annotated[str, typer.Argument(metavar="ID", help="The job id (see `aip job list`).")]
+JobRef = Annotated[str, typer.Argument(
+    metavar="JOB", help="The job id, or a job name (its newest run).")]
 
 
 @app.command("submit")
@@ -31,9 +33,14 @@ def submit(
         help="The job spec in YAML.")],
     follow: Annotated[bool, typer.Option(
         "--follow", help="Stream the logs until the job ends; exit with its result.")] = False,
+    workdir: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Start the replicas in this directory (e.g. `.`), unless the spec "
+        "sets working_dir; default: the job's output directory.")] = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Submit a job spec file (checked here first, with line numbers)."""
+    import json
+
     from aip.errors import InvalidSpec
     from aip.spec import JobSpec, load_yaml
 
@@ -41,7 +48,10 @@ def submit(
         text = file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidSpec(f"cannot read {file}: {exc}") from None
-    load_yaml(text, JobSpec, source=str(file))
+    spec = load_yaml(text, JobSpec, source=str(file))
+    if workdir is not None and spec.working_dir is None:
+        # appended, so the server's errors still name the file's own line numbers
+        text = f"{text.rstrip()}\nworking_dir: {json.dumps(str(workdir.resolve()))}\n"
     with open_client(ctx) as client:
         job = client.submit_job_yaml(text)
         announce(job, output, following=follow)
@@ -244,3 +254,98 @@ def _parse_timeout(text: str | None) -> float | None:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--timeout") from None
+
+
+# -- tracking: what a job logged (aip.log_metrics, aip.log_artifact) ----------------------
+
+
+@app.command("metrics")
+def metrics(
+    ctx: typer.Context,
+    job_id: JobRef,
+    key: Annotated[str | None, typer.Option(
+        "--key", "-k", metavar="KEY", help="Only this metric, with every point listed.")
+    ] = None,
+    replica: Annotated[int | None, typer.Option(
+        metavar="RANK", min=0, help="Only the replica of this global rank (its AIP_RANK).")
+    ] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Show what a job logged with aip.log_metrics: per metric the steps, the last, lowest
+    and highest value, and a sparkline of the trend."""
+    from aip.cli.output import emit_json, note, stdout
+    from aip.cli.tracking_views import metrics_table, points_table
+
+    with open_client(ctx) as client:
+        job_id = client.resolve_job(job_id)["id"]
+        points = client.job_metrics(job_id, key=key, replica=replica)
+    if output is OutputFormat.json:
+        emit_json({"items": points})
+        return
+    if not points:
+        what = f"metric {key!r}" if key else "metrics"
+        note(f"job {job_id} has logged no {what} yet (aip.log_metrics in the job logs them)")
+        return
+    console = stdout()
+    console.print(metrics_table(points))
+    if key is not None or output is OutputFormat.wide:
+        console.print()
+        console.print(points_table(points))
+
+
+@app.command("artifacts")
+def artifacts(
+    ctx: typer.Context,
+    job_id: JobRef,
+    prefix: Annotated[str | None, typer.Option(
+        metavar="PATH", help="Only this artifact, or those under this directory.")] = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """List the files a job stored with aip.log_artifact."""
+    from aip.cli.output import emit_json, note, stdout
+    from aip.cli.tracking_views import artifacts_table
+
+    with open_client(ctx) as client:
+        job_id = client.resolve_job(job_id)["id"]
+        items = client.job_artifacts(job_id, prefix=prefix)
+    if output is OutputFormat.json:
+        emit_json({"items": items})
+    elif not items:
+        note(f"job {job_id} has no artifacts" + (f" under {prefix!r}" if prefix else ""))
+    else:
+        stdout().print(artifacts_table(items))
+
+
+@app.command("download")
+def download(
+    ctx: typer.Context,
+    job_id: JobRef,
+    path: Annotated[str, typer.Argument(
+        metavar="PATH", help="An artifact (model.pt) or a directory of them (checkpoints).")],
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", "-o", metavar="DIR", file_okay=False,
+        help="Where to put it (default: here); a directory keeps its own name below.")
+    ] = Path("."),
+) -> None:
+    """Download a job's artifact, or a directory of them, checking each file's sha256.
+    Prints the path of every file written."""
+    from aip.cli.output import human_bytes, note
+    from aip.cli.progress import transfer_progress
+    from aip.cli.tracking_views import download_targets
+    from aip.errors import NotFound
+
+    with open_client(ctx) as client:
+        job_id = client.resolve_job(job_id)["id"]
+        items = client.job_artifacts(job_id, prefix=path.strip("/"))
+        if not items:
+            raise NotFound(f"job {job_id} has no artifact {path!r}: list them with "
+                           f"`aip job artifacts {job_id}`", fields={"path": "no such artifact"})
+        targets = download_targets(items, path, output_dir)
+        total = sum(int(item["size"]) for item in items)
+        with transfer_progress(total, description=path) as advance:
+            for item, target in targets:
+                client.download_artifact(job_id, item["path"], target, progress=advance)
+                sys.stdout.write(f"{target}\n")
+                sys.stdout.flush()
+    note(f"downloaded {len(targets)} file(s), {human_bytes(total)}B, sha256 checked",
+         style="green")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from aip.cli import jobs, nodes, queues, run, server, sim
+from aip.cli import endpoints, envs, jobs, models, nodes, optimize, queues, run, server, sim
 from aip.cli.context import CliState
 
 USAGE_EXIT_CODE = 2
@@ -71,6 +71,11 @@ app.add_typer(jobs.app, name="job", rich_help_panel="Jobs")
 app.add_typer(nodes.app, name="node", rich_help_panel="Cluster")
 app.add_typer(queues.app, name="queue", rich_help_panel="Cluster")
 app.add_typer(sim.app, name="sim", rich_help_panel="Cluster")
+app.add_typer(envs.app, name="env", rich_help_panel="Jobs")
+app.add_typer(models.app, name="model", rich_help_panel="Models")
+app.add_typer(endpoints.serve_app, name="serve", rich_help_panel="Models")
+app.add_typer(endpoints.app, name="endpoint", rich_help_panel="Models")
+app.command("optimize", rich_help_panel="Models")(optimize.optimize)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +26,11 @@ POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 20
 
 
+class Backend(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 def up(
     host: Annotated[str | None, typer.Option(
         help="Address to listen on (default: from the config, else 127.0.0.1).")] = None,
@@ -34,6 +40,14 @@ def up(
         "--config", metavar="FILE", help="Platform config (nodes, accelerators, labels).")] = None,
     detach: Annotated[bool, typer.Option(
         "--detach", "-d", help="Run in the background; logs go to $AIP_HOME/server.log.")] = False,
+    backend: Annotated[Backend | None, typer.Option(
+        help="Where replicas run: local processes, or the nodes of a Ray cluster "
+             "(default: AIP_BACKEND, else the config's server.backend, else local).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", metavar="ADDR",
+        help="The Ray cluster for --backend ray, e.g. 10.0.0.1:6379 (default: "
+             "AIP_RAY_ADDRESS, else the config's server.ray_address, else the cluster "
+             "`ray start` runs on this host).")] = None,
 ) -> None:
     """Start the AIP server on this machine (in the foreground unless --detach)."""
     from aip.cli.output import note
@@ -47,12 +61,14 @@ def up(
         return
     if config is not None:
         config = config.resolve()
+    backend_name = backend.value if backend is not None else None
     if not detach:
         from aip.server.main import run_server
 
-        run_server(host=host, port=port, config_path=config)
+        run_server(host=host, port=port, config_path=config, backend=backend_name,
+                   ray_address=ray_address)
         return
-    url = _start_detached(settings, host, port, config)
+    url = _start_detached(settings, host, port, config, backend_name, ray_address)
     log_path = settings.home / "server.log"
     note(f"AIP is up at {url} (logs: {log_path}; stop with `aip down`)", style="green")
 
@@ -105,7 +121,8 @@ def running_server(settings: Settings) -> dict[str, Any] | None:
 
 
 def _start_detached(
-    settings: Settings, host: str | None, port: int | None, config: Path | None
+    settings: Settings, host: str | None, port: int | None, config: Path | None,
+    backend: str | None = None, ray_address: str | None = None,
 ) -> str:
     """Spawn ``python -m aip up`` in its own session; return its URL once it is healthy."""
     from aip.cli.output import stderr
@@ -125,6 +142,10 @@ def _start_detached(
         args += ["--port", str(port)]
     if config is not None:
         args += ["--config", str(config)]
+    if backend is not None:
+        args += ["--backend", backend]
+    if ray_address is not None:
+        args += ["--ray-address", ray_address]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -169,12 +190,10 @@ def _pid_of(info: dict[str, object] | None) -> int | None:
 
 def _is_aip_process(pid: int) -> bool:
     """True if ``pid`` is alive and, where /proc tells, is an aip process (pids get reused)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    import psutil
+
+    if not psutil.pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     cmdline = Path(f"/proc/{pid}/cmdline")
     try:
         return b"aip" in cmdline.read_bytes()

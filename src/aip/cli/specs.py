@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from aip.spec import JobSpec, QueueSpec
+    from aip.spec.endpoint import EndpointSpec
 
 SpecModel = TypeVar("SpecModel", bound="BaseModel")
 
@@ -34,8 +35,17 @@ _JOB_FLAG_FOR_PATH = {
     "priority": "--priority",
     "labels": "--label",
     "working_dir": "--workdir",
-    "max_retries": "--max-retries",
+    "max_restarts": "--max-restarts",
+    "max_retries": "--max-restarts",
     "timeout": "--timeout",
+    "framework": "--framework",
+    "nproc_per_replica": "--nproc-per-replica",
+    "environment.requirements": "--requirement",
+    "environment.python": "--python",
+    "environment": "--requirement",
+    "restart_policy": "--restart-policy",
+    "hang_timeout": "--hang-timeout",
+    "topology": "--topology",
     "env": "--env",
     "replicas.worker.count": "--replicas",
     "replicas.worker.command": "COMMAND",
@@ -52,6 +62,26 @@ _QUEUE_FLAG_FOR_PATH = {
     "quota.memory": "--memory",
     "quota.gpu": "--gpu",
     "quota.accelerators": "--accelerator",
+}
+
+
+_ENDPOINT_FLAG_FOR_PATH = {
+    "name": "NAME",
+    "versions.0.model": "--model",
+    "versions.1.model": "--canary/--shadow",
+    "versions.2.model": "--shadow",
+    "versions": "--model",
+    "min_replicas": "--min-replicas",
+    "max_replicas": "--max-replicas",
+    "autoscaling.target_in_flight": "--target-in-flight",
+    "autoscaling.target_qps": "--target-qps",
+    "autoscaling.scale_in_cooldown": "--scale-in-cooldown",
+    "autoscaling.scale_to_zero_after": "--scale-to-zero-after",
+    "resources.cpu": "--cpus",
+    "resources.memory": "--memory",
+    "resources.gpu": "--gpus",
+    "batching.max_batch_size": "--max-batch-size",
+    "batching.max_wait_ms": "--max-wait-ms",
 }
 
 
@@ -78,6 +108,13 @@ class RunRequest:
     max_retries: int | None = None
     timeout: str | None = None
     workdir: str | None = None
+    framework: str | None = None
+    nproc_per_replica: int | None = None
+    requirements: Sequence[str] = ()
+    python: str | None = None
+    restart_policy: str | None = None
+    hang_timeout: str | None = None
+    topology: str | None = None
 
 
 def build_job_spec(request: RunRequest) -> JobSpec:
@@ -105,10 +142,63 @@ def build_job_spec(request: RunRequest) -> JobSpec:
     }
     _put(data, "queue", request.queue)
     _put(data, "priority", request.priority)
-    _put(data, "max_retries", request.max_retries)
+    _put(data, "max_restarts", request.max_retries)
     _put(data, "timeout", request.timeout)
     _put(data, "working_dir", request.workdir)
+    _put(data, "framework", request.framework)
+    _put(data, "nproc_per_replica", request.nproc_per_replica)
+    _put(data, "restart_policy", request.restart_policy)
+    _put(data, "hang_timeout", request.hang_timeout)
+    _put(data, "topology", request.topology)
+    if request.requirements or request.python:
+        environment: dict[str, Any] = {}
+        if request.requirements:
+            environment["requirements"] = list(request.requirements)
+        _put(environment, "python", request.python)
+        data["environment"] = environment
     return _validate_flags(data, JobSpec, _JOB_FLAG_FOR_PATH)
+
+
+def build_endpoint_spec(base: Mapping[str, Any], *, name: str | None = None,
+                        model: str | None = None, canary: str | None = None,
+                        canary_weight: float = 10.0, shadow: str | None = None,
+                        shadow_percent: float = 10.0, **flags: Any) -> EndpointSpec:
+    """An ``EndpointSpec`` from ``aip serve deploy`` flags over ``base`` (a spec file)."""
+    from aip.spec.endpoint import EndpointSpec
+
+    data: dict[str, Any] = dict(base)
+    _put(data, "name", name)
+    if model is not None:
+        data.pop("model", None)
+        versions = [{"model": model, "weight": 100.0 - (canary_weight if canary else 0.0)}]
+        if canary is not None:
+            versions.append({"model": canary, "weight": canary_weight})
+        if shadow is not None:
+            versions.append({"model": shadow, "weight": 0.0, "shadow_percent": shadow_percent})
+        data["versions"] = versions
+    elif canary is not None or shadow is not None:
+        raise _flag_error("--model", "is required with --canary or --shadow (the stable "
+                                     "version)")
+    for key in ("min_replicas", "max_replicas"):
+        _put(data, key, flags.get(key))
+    for section, keys in (("autoscaling", ("target_in_flight", "target_qps",
+                                           "scale_in_cooldown", "scale_to_zero_after")),
+                          ("batching", ("max_batch_size", "max_wait_ms"))):
+        values = dict(data.get(section) or {})
+        for key in keys:
+            _put(values, key, flags.get(key))
+        if values:
+            data[section] = values
+    resources = dict(data.get("resources") or {})
+    for key, flag in (("cpu", "cpus"), ("memory", "memory"), ("gpu", "gpus")):
+        _put(resources, key, flags.get(flag))
+    if resources:
+        data["resources"] = resources
+    if "name" not in data:
+        raise _flag_error("NAME", "is required: `aip serve deploy NAME --model URI`, or -f")
+    if "max_replicas" not in data and data.get("min_replicas", 1) > 1:
+        data["max_replicas"] = data["min_replicas"]
+    return _validate_flags(data, EndpointSpec, _ENDPOINT_FLAG_FOR_PATH)
 
 
 def build_queue_spec(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, or_, select
@@ -40,10 +40,10 @@ def submit(session: Session, spec: JobSpec, nodes: Sequence[Node], now: float) -
         "id": f"{spec.name}-{secrets.token_hex(4)}", "name": spec.name, "queue": spec.queue,
         "priority": spec.priority, "state": JobState.PENDING.value,
         "reason": "waiting to be scheduled", "spec": spec.model_dump_json(),
-        "labels": json.dumps(spec.labels), "attempt": 0, "max_retries": spec.max_retries,
-        "preemptions": 0, "created_at": now, "updated_at": now, "kill_sent": False}
+        "labels": json.dumps(spec.labels), "attempt": 0, "max_retries": spec.max_restarts,
+        "preemptions": 0, "restarts": 0, "created_at": now, "updated_at": now, "kill_sent": False}
     row = JobRow(**values)  # transient: what the caller presents
-    reason = infeasible_reason(nodes, pending_job(row, role_requests(spec)))
+    reason = infeasible_reason(nodes, pending_job(row, role_requests(spec), spec.topology))
     if reason is not None:
         raise Unschedulable(f"job {spec.name!r} can never run here: {reason}",
                             fields={"replicas": reason})
@@ -64,11 +64,23 @@ def get(session: Session, job_id: str) -> JobRow:
 
 
 def replicas_of(session: Session, job: JobRow) -> list[ReplicaRow]:
-    """Replicas of the job's latest attempt, in role/index order."""
+    """Replicas of the job's latest attempt, in role/index order: for a replica restarted on
+    its own (``restart_policy: replica``), only its newest generation."""
     rows = session.scalars(select(ReplicaRow).where(
         ReplicaRow.job_id == job.id, ReplicaRow.attempt == job.attempt)).all()
     roles = list(json.loads(job.spec)["replicas"])
-    return sorted(rows, key=lambda r: (roles.index(r.role) if r.role in roles else 99, r.index))
+    return sorted(newest_generations(rows),
+                  key=lambda r: (roles.index(r.role) if r.role in roles else 99, r.index))
+
+
+def newest_generations(rows: Iterable[ReplicaRow]) -> list[ReplicaRow]:
+    """Of the rows of one attempt, each replica's newest generation."""
+    newest: dict[tuple[str, str, int], ReplicaRow] = {}
+    for row in rows:
+        key = (row.job_id, row.role, row.index)
+        if key not in newest or row.generation > newest[key].generation:
+            newest[key] = row
+    return list(newest.values())
 
 
 def list_jobs(session: Session, where: JobFilter) -> tuple[list[JobRow], int]:

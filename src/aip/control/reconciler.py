@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,10 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aip.control import jobs as job_service
 from aip.control import queues as queue_service
-from aip.control.launch import Launcher
+from aip.control.launch import Launcher, heartbeat_path
 from aip.control.snapshot import allocations, build_snapshot, role_requests
 from aip.control.states import LIVE_REPLICA_STATES, JobState, ReplicaState
-from aip.executor.base import Executor, ReplicaHandle
+from aip.executor.base import Executor
 from aip.scheduler import Node, PendingJob, Preempt, RoleRequest, Wait, schedule
 from aip.scheduler.model import Snapshot
 from aip.scheduler.policies import make_policy
@@ -40,6 +41,8 @@ from aip.store.tables import EventRow, JobRow, ReplicaRow
 
 log = logging.getLogger("aip.reconciler")
 
+HANG_CHECK_INTERVAL = 1.0  # seconds between looks for hung replicas
+HUNG = "hung:"  # how a hung replica's reason starts
 WORKLOAD_MIN_REPLICAS = 50  # below this, the policy's built-in workload is a better guess
 ACTIVE_STATES = (JobState.ADMITTED, JobState.RUNNING, JobState.PREEMPTED, JobState.RETRYING)
 
@@ -78,8 +81,9 @@ class Reconciler:
         self._next_full_at = 0.0
         self._new_jobs = False
         self._seen_seq = 0  # the newest job a scheduling pass has looked at
-        self._roles_cache: dict[str, tuple[RoleRequest, ...]] = {}
-        self._timeouts: dict[str, float | None] = {}
+        self._roles_cache: dict[str, tuple[tuple[RoleRequest, ...], str]] = {}  # roles, topology
+        self._specs: dict[str, JobSpec] = {}  # parsed specs of active jobs
+        self._next_hang_check = 0.0
         self.policy = make_policy(self.options.placement_policy)  # built once: it has tables
         self._thread: threading.Thread | None = None
 
@@ -164,29 +168,69 @@ class Reconciler:
         with self.sessions.begin() as session:
             for job in session.scalars(select(JobRow).where(JobRow.state == JobState.ADMITTED)):
                 log.info("finishing the launch of %s after a restart", job.id)
-                self.launcher.launch(session, job, now)
+                self.launcher.launch(session, job, now, nodes=self._node_index())
             live = session.scalars(select(ReplicaRow).where(
                 ReplicaRow.state == ReplicaState.RUNNING)).all()
             if live:
                 log.info("re-adopting %d replicas that outlived the last control plane", len(live))
 
+    def _node_index(self) -> dict[str, Node]:
+        return {node.name: node for node in self.nodes()}
+
     # -- phase 1: observe ----------------------------------------------------------------
 
     def _observe(self, session: Session, now: float) -> bool:
         changed = False
+        activity: dict[str, float | None] = {}
         for replica in session.scalars(
                 select(ReplicaRow).where(ReplicaRow.state == ReplicaState.RUNNING)):
             if replica.handle is None:
                 continue
-            status = self.executor.poll(ReplicaHandle.from_dict(json.loads(replica.handle)))
-            if status.state == "running":
+            try:
+                handle = self.executor.load_handle(json.loads(replica.handle))
+            except ValueError as exc:  # e.g. launched by another backend before a switch
+                replica.state, replica.reason = ReplicaState.LOST, f"cannot follow it: {exc}"
+                replica.finished_at = now
+                changed = True
                 continue
-            replica.state = ReplicaState.EXITED if status.state == "exited" else ReplicaState.LOST
+            status = self.executor.poll(handle)
+            if status.state == "running":
+                activity[replica.id] = status.last_activity
+                continue
+            hung = (replica.reason or "").startswith(HUNG)
+            replica.state = ReplicaState.LOST if hung or status.state == "lost" else (
+                ReplicaState.EXITED)
             replica.exit_code = status.exit_code
-            replica.reason = status.reason
+            replica.reason = replica.reason if hung else status.reason
             replica.finished_at = now
             changed = True
+        if activity and now >= self._next_hang_check:
+            self._next_hang_check = now + HANG_CHECK_INTERVAL
+            self._kill_hung(session, activity, now)
         return changed
+
+    def _kill_hung(self, session: Session, activity: dict[str, float | None],
+                   now: float) -> None:
+        """Replicas of jobs with a ``hang_timeout`` that showed no life for that long (no log
+        output, no heartbeat file touched, nothing the executor saw) are killed; the reason is
+        recorded now and the exit, once polled, fails the replica as hung, and the job's
+        restart policy takes it from there."""
+        rows = session.execute(select(ReplicaRow, JobRow.spec).join(
+            JobRow, JobRow.id == ReplicaRow.job_id).where(
+            ReplicaRow.id.in_(list(activity)),
+            ~JobRow.spec.contains('"hang_timeout":null'))).all()
+        for replica, spec_text in rows:
+            limit = self._spec_of(replica.job_id, spec_text).hang_timeout
+            if limit is None or (replica.reason or "").startswith(HUNG):
+                continue
+            last = max(filter(None, (activity[replica.id], replica.started_at,
+                                     _mtime(replica.log_path),
+                                     _mtime(heartbeat_path(replica.status_dir)))))
+            if now - last <= limit:
+                continue
+            self._signal(replica, kill=True)
+            replica.reason = (f"{HUNG} no log output and no heartbeat for {now - last:.0f}s "
+                              f"(hang_timeout {limit:g}s); killed")
 
     # -- phase 2: advance ----------------------------------------------------------------
 
@@ -199,7 +243,8 @@ class Reconciler:
             failed = [r for r in replicas if r.state == ReplicaState.LOST or (
                 r.state == ReplicaState.EXITED and r.exit_code != 0)]
             if failed:
-                self._fail_attempt(session, job, failed[0], now)
+                if not self._restart_alone(session, job, failed, now):
+                    self._fail_attempt(session, job, failed[0], now)
                 changed = True
             elif replicas and all(r.state == ReplicaState.EXITED for r in replicas):
                 job_service.finish(job, JobState.SUCCEEDED, None, now, exit_code=0)
@@ -215,7 +260,8 @@ class Reconciler:
                 JobRow.state == JobState.RETRYING, JobRow.stop_reason.is_(None),
                 JobRow.next_attempt_at <= now)):
             job.state = JobState.PENDING
-            job.reason = f"waiting to be scheduled (retry {job.attempt} of {job.max_retries})"
+            job.reason = (f"waiting to be scheduled (restart {job.restarts} of "
+                          f"{job.max_retries})")
             job.updated_at = now
             job_service.add_event(session, job.id, "Requeued", "retry backoff elapsed", now)
             changed = True
@@ -228,22 +274,52 @@ class Reconciler:
         return timeout is not None and now - job.started_at > timeout
 
     def _timeout_of(self, job: JobRow) -> float | None:
-        """The job's timeout, parsed from its spec once, not on every tick."""
-        if job.id not in self._timeouts:
-            if len(self._timeouts) > 10_000:
-                self._timeouts.clear()
-            self._timeouts[job.id] = JobSpec.model_validate_json(job.spec).timeout
-        return self._timeouts[job.id]
+        return self._spec_of(job.id, job.spec).timeout
+
+    def _spec_of(self, job_id: str, text: str) -> JobSpec:
+        """The job's spec, parsed once, not on every tick."""
+        spec = self._specs.get(job_id)
+        if spec is None:
+            if len(self._specs) > 10_000:
+                self._specs.clear()
+            spec = self._specs[job_id] = JobSpec.model_validate_json(text)
+        return spec
+
+    def _restart_alone(self, session: Session, job: JobRow, failed: Sequence[ReplicaRow],
+                       now: float) -> bool:
+        """``restart_policy: replica``: start the failed replicas again where they were, the
+        others running on. Not possible (the gang policy applies) when the restarts are used
+        up, the job is not running yet, or a failed replica's node has left the cluster."""
+        spec = self._spec_of(job.id, job.spec)
+        if (spec.restart_policy != "replica" or job.state != JobState.RUNNING
+                or job.restarts + len(failed) > job.max_retries):
+            return False
+        nodes = {node.name for node in self.nodes()}
+        if any(replica.node not in nodes for replica in failed):
+            return False
+        fresh = []
+        for replica in failed:
+            job.restarts += 1
+            name = f"{replica.role}-{replica.index}"
+            what = replica.reason or f"exited with code {replica.exit_code}"
+            job_service.add_event(session, job.id, "Restarting", (
+                f"replica {name} {what}; restarting it alone on {replica.node} "
+                f"(restart {job.restarts} of {job.max_retries})"), now)
+            fresh.append(self.launcher.next_generation(session, replica))
+        session.flush()
+        self.launcher.launch(session, job, now, nodes=self._node_index(), replicas=fresh)
+        return True
 
     def _fail_attempt(self, session: Session, job: JobRow, replica: ReplicaRow,
                       now: float) -> None:
         name = f"{replica.role}-{replica.index}"
         what = replica.reason or f"exited with code {replica.exit_code}"
-        if job.attempt <= job.max_retries:
-            delay = min(self.options.retry_backoff_base * 2 ** (job.attempt - 1),
+        if job.restarts < job.max_retries:
+            job.restarts += 1
+            delay = min(self.options.retry_backoff_base * 2 ** (job.restarts - 1),
                         self.options.retry_backoff_max)
-            message = (f"replica {name} {what}; retrying in {delay:g}s "
-                       f"(retry {job.attempt} of {job.max_retries})")
+            message = (f"replica {name} {what}; restarting the gang in {delay:g}s "
+                       f"(restart {job.restarts} of {job.max_retries})")
             job.state = JobState.RETRYING
             job.reason = message
             job.exit_code = replica.exit_code
@@ -253,7 +329,8 @@ class Reconciler:
         else:
             message = f"replica {name} {what}"
             if job.max_retries:
-                message += f" (after {job.max_retries} retries)"
+                message += (f" (after {job.max_retries} restarts: max_restarts "
+                            f"{job.max_retries} exceeded)")
             job_service.finish(job, JobState.FAILED, message, now, exit_code=replica.exit_code)
             job_service.add_event(session, job.id, "Failed", message, now)
         self._begin_stop(job, "failed", message)
@@ -292,7 +369,7 @@ class Reconciler:
     def _signal(self, replica: ReplicaRow, *, kill: bool) -> None:
         if replica.handle is None:
             return
-        handle = ReplicaHandle.from_dict(json.loads(replica.handle))
+        handle = self.executor.load_handle(json.loads(replica.handle))
         if kill:
             self.executor.kill(handle)
         else:
@@ -347,14 +424,18 @@ class Reconciler:
             admitted_rows = {j.id: j for j in session.scalars(select(JobRow).where(
                 JobRow.id.in_([a.job_id for a in result.admitted])))}
             admitted = [(admitted_rows[a.job_id], a) for a in result.admitted]
+            if admitted:
+                nodes = self._node_index()
+                ports_in_use = self.launcher.ports_in_use(session)
             for job, admit in admitted:
-                self.launcher.admit(session, job, admit, now, policy=self.policy.name)
+                self.launcher.admit(session, job, admit, now, policy=self.policy.name,
+                                    nodes=nodes, ports_in_use=ports_in_use)
         # Launch after the admission is committed: a crash in between leaves ADMITTED rows
         # that ``recover`` launches, never a process the store does not know about.
         if admitted:
             with self.sessions.begin() as session:
                 for job, _ in admitted:
-                    self.launcher.launch(session, session.merge(job), self.clock())
+                    self.launcher.launch(session, session.merge(job), self.clock(), nodes=nodes)
 
     def _refresh_policy(self, snapshot: Snapshot) -> None:
         """Look-ahead policies place against the workload the platform actually serves:
@@ -370,12 +451,14 @@ class Reconciler:
         missing = [row.id for row in pending if row.id not in self._roles_cache]
         for job_id, spec in (session.execute(select(JobRow.id, JobRow.spec).where(
                 JobRow.id.in_(missing))).all() if missing else ()):
-            self._roles_cache[job_id] = role_requests(JobSpec.model_validate_json(spec))
+            parsed = JobSpec.model_validate_json(spec)
+            self._roles_cache[job_id] = (role_requests(parsed), parsed.topology)
         if len(self._roles_cache) > 2 * len(pending) + 1000:
             keep = {row.id for row in pending}
             self._roles_cache = {k: v for k, v in self._roles_cache.items() if k in keep}
         return [PendingJob(job_id=row.id, queue=row.queue, priority=row.priority, seq=row.seq,
-                           roles=self._roles_cache[row.id]) for row in pending]
+                           roles=self._roles_cache[row.id][0],
+                           topology=self._roles_cache[row.id][1]) for row in pending]
 
     @staticmethod
     def _explain(session: Session, rows: dict[str, Any], waits: Sequence[Wait],
@@ -403,3 +486,10 @@ class Reconciler:
         self._begin_stop(victim, "preempt", preempt.reason)
         job_service.add_event(session, victim.id, "Preempted", preempt.reason, now)
         self._dirty = True
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None

@@ -42,9 +42,10 @@ def role_requests(spec: JobSpec) -> tuple[RoleRequest, ...]:
         for role, group in spec.replicas.items())
 
 
-def pending_job(row: JobRow, roles: tuple[RoleRequest, ...]) -> PendingJob:
+def pending_job(row: JobRow, roles: tuple[RoleRequest, ...],
+                topology: str = "none") -> PendingJob:
     return PendingJob(job_id=row.id, queue=row.queue, priority=row.priority, seq=row.seq,
-                      roles=roles)
+                      roles=roles, topology=topology)
 
 
 def scheduler_queue(spec: QueueSpec) -> Queue:

@@ -5,8 +5,10 @@ The reconciler is the only caller. It launches a replica, stores the returned
 ``terminate`` followed, after a grace period, by ``kill``. Because the handle is stored, a
 restarted control plane polls and stops replicas that an earlier one launched ("adoption").
 
-Implementations: ``aip.executor.local.LocalExecutor`` (processes on this host). A cluster
-executor implements the same four methods; capabilities beyond them are separate protocols.
+Implementations: ``aip.executor.local.LocalExecutor`` (processes on this host, handles are
+``ReplicaHandle``) and ``aip.executor.ray.RayExecutor`` (replicas on the nodes of a Ray cluster,
+with handles of its own). The control plane treats a handle as opaque: it stores
+``handle.to_dict()`` and gets it back with ``executor.load_handle(data)``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class LaunchRequest:
     working_dir: str  # created if missing
     log_path: str  # stdout and stderr are appended here
     status_dir: str  # the replica's own directory for status files; created if missing
+    node: str | None = None  # the node AIP placed it on; executors that span nodes run it there
 
     def __post_init__(self) -> None:
         if not self.command or not all(isinstance(arg, str) for arg in self.command):
@@ -84,6 +87,9 @@ class ReplicaStatus:
     reason: str = ""
     signal: str | None = None
     finished_at: float | None = field(default=None, compare=False)
+    # When the replica last showed life (output, heartbeat), where the executor sees more than
+    # the control plane's own files do (a remote node); None: not known here.
+    last_activity: float | None = field(default=None, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -91,10 +97,25 @@ class ReplicaStatus:
 
 
 @runtime_checkable
-class Executor(Protocol):
-    """Runs replicas. All methods are safe to call from one reconciler thread at a time."""
+class Handle(Protocol):
+    """What an executor returns from ``launch``: opaque to the control plane but storable."""
 
-    def launch(self, request: LaunchRequest) -> ReplicaHandle:
+    replica_id: str
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs replicas. All methods are safe to call from one reconciler thread at a time.
+
+    Handle parameters are ``Any`` here: each executor takes the handle type it returns."""
+
+    def load_handle(self, data: Mapping[str, Any]) -> Any:
+        """The handle stored as ``to_dict()``; raises ``ValueError`` for a malformed one."""
+        ...
+
+    def launch(self, request: LaunchRequest) -> Any:
         """Start the replica and return its handle without waiting for it to run.
 
         Returns quickly (milliseconds: the process is started, not awaited). Idempotent per
@@ -107,7 +128,7 @@ class Executor(Protocol):
         """
         ...
 
-    def poll(self, handle: ReplicaHandle) -> ReplicaStatus:
+    def poll(self, handle: Any) -> ReplicaStatus:
         """Observe the replica without blocking (a few syscalls and small file reads).
 
         Works for handles launched by an earlier control-plane process. Once it reports
@@ -116,7 +137,7 @@ class Executor(Protocol):
         """
         ...
 
-    def terminate(self, handle: ReplicaHandle) -> None:
+    def terminate(self, handle: Any) -> None:
         """Ask the replica to stop: SIGTERM reaches every process of the replica once.
 
         Returns immediately without waiting for the exit (poll for it). Idempotent; no error
@@ -125,7 +146,7 @@ class Executor(Protocol):
         """
         ...
 
-    def kill(self, handle: ReplicaHandle) -> None:
+    def kill(self, handle: Any) -> None:
         """Stop the replica now: SIGKILL to every process of the replica.
 
         Returns immediately; ``poll`` then reports ``exited`` with signal SIGKILL (code 137).

@@ -18,6 +18,8 @@ Status directory of one replica::
     started.json   written by the wrapper once the command runs
     exit.json      written by the wrapper when the command ended (or could not start)
     stop.json      written by terminate()/kill() just before signalling
+    reason         one line the command may write (``$AIP_REASON_FILE``) to say why it failed;
+                   the wrapper copies it into exit.json and poll's reason ends with it
 
 The replica's environment is this process's environment without any ``AIP_*`` variable (the
 server's settings and secrets, such as ``AIP_TOKEN``), plus ``PYTHONUNBUFFERED=1`` so logs
@@ -42,7 +44,7 @@ import psutil
 
 from aip.errors import Conflict
 from aip.executor.base import LaunchRequest, ReplicaHandle, ReplicaStatus
-from aip.executor.wrapper import EXIT_FILE, STARTED_FILE
+from aip.executor.wrapper import EXIT_FILE, REASON_FILE, STARTED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ class LocalExecutor:
 
     # -- Executor -------------------------------------------------------------------------
 
+    def load_handle(self, data: Mapping[str, Any]) -> ReplicaHandle:
+        return ReplicaHandle.from_dict(data)
+
     def launch(self, request: LaunchRequest) -> ReplicaHandle:
         status_dir = Path(request.status_dir)
         existing = read_handle(status_dir, request.replica_id)
@@ -83,7 +88,7 @@ class LocalExecutor:
                 raise Conflict(f"status directory {status_dir} belongs to replica "
                                f"{existing.replica_id}, which is still running")
         status_dir.mkdir(parents=True, exist_ok=True)
-        for stale in (HANDLE_FILE, STARTED_FILE, EXIT_FILE, STOP_FILE):
+        for stale in (HANDLE_FILE, STARTED_FILE, EXIT_FILE, STOP_FILE, REASON_FILE):
             (status_dir / stale).unlink(missing_ok=True)
         Path(request.working_dir).mkdir(parents=True, exist_ok=True)
         Path(request.log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,7 @@ class LocalExecutor:
                                create_time=_create_time(process.pid),
                                status_dir=str(status_dir))
         try:
-            _write_json(status_dir / HANDLE_FILE, handle.to_dict())
+            write_json(status_dir / HANDLE_FILE, handle.to_dict())
         except OSError:
             os.killpg(process.pid, signal.SIGKILL)  # a replica nobody can find must not run
             process.wait()
@@ -120,7 +125,7 @@ class LocalExecutor:
                 self._children.pop(handle.replica_id, None)
         elif self._identify(handle) == "alive":
             return ReplicaStatus("running", reason="running")
-        return _final_status(Path(handle.status_dir), wrapper_exit)
+        return final_status(Path(handle.status_dir), wrapper_exit)
 
     def terminate(self, handle: ReplicaHandle) -> None:
         self._stop(handle, signal.SIGTERM)
@@ -143,7 +148,7 @@ class LocalExecutor:
         identity = self._identify(handle)
         if identity == "alive":
             # Record the request first: SIGKILL gives the wrapper no chance to write exit.json.
-            _write_json(status_dir / STOP_FILE,
+            write_json(status_dir / STOP_FILE,
                         {"signal": signum.name, "requested_at": time.time()})
             try:
                 if signum == signal.SIGTERM:
@@ -215,13 +220,13 @@ def read_handle(status_dir: str | Path, replica_id: str | None = None) -> Replic
     failing that, given the ``replica_id``, from the wrapper's ``started.json`` (the control
     plane died between starting the wrapper and writing the handle)."""
     status_dir = Path(status_dir)
-    saved = _read_json(status_dir / HANDLE_FILE)
+    saved = read_json(status_dir / HANDLE_FILE)
     if saved is not None:
         try:
             return ReplicaHandle.from_dict(saved)
         except ValueError:
             pass
-    started = _read_json(status_dir / STARTED_FILE)
+    started = read_json(status_dir / STARTED_FILE)
     if replica_id is None or started is None or started.get("create_time") is None:
         return None
     return ReplicaHandle(replica_id=replica_id, pid=int(started["pid"]),
@@ -231,7 +236,7 @@ def read_handle(status_dir: str | Path, replica_id: str | None = None) -> Replic
 def read_started(status_dir: str | Path) -> dict[str, Any] | None:
     """The wrapper's ``started.json`` ({"pid", "child_pid", "started_at", "create_time"}),
     or None before the command started."""
-    return _read_json(Path(status_dir) / STARTED_FILE)
+    return read_json(Path(status_dir) / STARTED_FILE)
 
 
 def _same_process(process: psutil.Process, handle: ReplicaHandle) -> bool:
@@ -246,11 +251,13 @@ def _same_process(process: psutil.Process, handle: ReplicaHandle) -> bool:
     return WRAPPER_PATH in argv and handle.status_dir in argv
 
 
-def _final_status(status_dir: Path, wrapper_exit: int | None) -> ReplicaStatus:
-    recorded = _read_json(status_dir / EXIT_FILE)
+def final_status(status_dir: Path, wrapper_exit: int | None) -> ReplicaStatus:
+    """How an ended replica finished: its wrapper's ``exit.json``, else what the wrapper's own
+    exit code tells (shared with the Ray node agent, which runs the same wrapper)."""
+    recorded = read_json(status_dir / EXIT_FILE)
     if recorded is not None:
         return _status_from_exit_file(recorded)
-    stop = _read_json(status_dir / STOP_FILE)
+    stop = read_json(status_dir / STOP_FILE)
     if stop is not None:
         signum = _signal_number(str(stop.get("signal")))
         if signum is not None:
@@ -274,6 +281,8 @@ def _status_from_exit_file(recorded: Mapping[str, Any]) -> ReplicaStatus:
         reason = _killed_reason(exit_code - 128, str(signal_name))
     else:
         reason = f"exited with code {exit_code}"
+    if recorded.get("reason"):
+        reason += f": {recorded['reason']}"
     return ReplicaStatus("exited", exit_code, reason, signal_name,
                          finished_at=float(finished_at) if finished_at is not None else None)
 
@@ -301,7 +310,8 @@ def _create_time(pid: int) -> float:
         return 0.0
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A status file's content, or None when it is missing or half-written."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -309,7 +319,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_json(path: Path, payload: Mapping[str, Any]) -> None:
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Replace ``path`` atomically (write a temporary file, then rename)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(payload), encoding="utf-8")
     os.replace(temporary, path)

@@ -21,6 +21,8 @@ What it does, in order:
 4. Waits for the command, then writes ``STATUS_DIR/exit.json``:
    {"exit_code", "signal", "finished_at", "child_pid"} (+ "error" if it never started).
    A command ended by a signal gets exit code 128 + signal number, and ``signal`` names it.
+   The command may say why it failed in one line written to ``$AIP_REASON_FILE``
+   (``STATUS_DIR/reason``, set by the wrapper); that line becomes the exit's "reason".
 5. Kills (SIGKILL) processes the command left behind in its process group, as a container
    runtime does when a container's main process exits, so nothing outlives its replica.
 
@@ -39,6 +41,9 @@ import time
 
 STARTED_FILE = "started.json"
 EXIT_FILE = "exit.json"
+REASON_FILE = "reason"
+REASON_FILE_ENV = "AIP_REASON_FILE"
+MAX_REASON_LENGTH = 500
 STOP_SIGNALS = (_signal.SIGTERM, _signal.SIGINT)
 # Started with their default action whatever the wrapper inherited: Python ignores SIGPIPE
 # and SIGXFSZ, nohup ignores SIGHUP, and the wrapper itself handles the stop signals.
@@ -75,6 +80,7 @@ def main(argv: list[str]) -> int:
     previous_mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, STOP_SIGNALS)
     if supervisor.early_stop is not None:
         return _record_signalled(status_dir, supervisor.early_stop, child_pid=None)
+    os.environ[REASON_FILE_ENV] = os.path.join(os.path.abspath(status_dir), REASON_FILE)
     try:
         child_pid = os.posix_spawnp(command[0], command, os.environ, setsigmask=(),
                                     setsigdef=_DEFAULT_ACTION_SIGNALS)
@@ -93,7 +99,7 @@ def main(argv: list[str]) -> int:
         exit_code = os.WEXITSTATUS(wait_status)
         _write_json(status_dir, EXIT_FILE, {
             "exit_code": exit_code, "signal": None, "finished_at": time.time(),
-            "child_pid": child_pid})
+            "child_pid": child_pid, "reason": _read_reason(status_dir)})
     _kill_leftovers()
     return exit_code
 
@@ -116,7 +122,7 @@ def _record_signalled(status_dir: str, signum: int, child_pid: int | None) -> in
     print(f"aip: {what} was killed by signal {signum} ({name})", file=sys.stderr, flush=True)
     _write_json(status_dir, EXIT_FILE, {
         "exit_code": 128 + signum, "signal": name, "finished_at": time.time(),
-        "child_pid": child_pid})
+        "child_pid": child_pid, "reason": _read_reason(status_dir)})
     return 128 + signum
 
 
@@ -131,6 +137,19 @@ def _record_start_failure(status_dir: str, program: str, exc: OSError) -> int:
         "exit_code": exit_code, "signal": None, "finished_at": time.time(), "child_pid": None,
         "error": message})
     return exit_code
+
+
+def _read_reason(status_dir: str) -> str | None:
+    """The first line the command wrote to its reason file, if any."""
+    try:
+        with open(os.path.join(status_dir, REASON_FILE), encoding="utf-8",
+                  errors="replace") as reason_file:
+            line = reason_file.readline(MAX_REASON_LENGTH + 1).strip()
+    except OSError:
+        return None
+    if len(line) > MAX_REASON_LENGTH:
+        line = line[:MAX_REASON_LENGTH - 3] + "..."
+    return line or None
 
 
 def _kill_leftovers() -> None:

@@ -8,8 +8,9 @@ No I/O, no clock, no database. The control plane and the trace simulator call th
     usage = queue_usage(snapshot)                    # per queue: key -> used, next to quota
 
 Modules: ``model`` (vocabulary), ``cycle`` (the phases), ``admission`` (quota, borrowing),
-``placement`` (policies), ``gang`` (all-or-nothing), ``preemption``, ``resources`` (free
-capacity), ``reasons`` (plain words), ``feasibility`` (submit-time check), ``bench``.
+``placement`` (policies), ``gang`` (all-or-nothing), ``topology`` (one RDMA domain per gang),
+``preemption``, ``resources`` (free capacity), ``reasons`` (plain words), ``feasibility``
+(submit-time check), ``bench``.
 """
 
 from aip.scheduler.admission import QuotaBlock, QuotaBook, queue_usage
@@ -17,6 +18,7 @@ from aip.scheduler.cycle import schedule
 from aip.scheduler.feasibility import infeasible_reason
 from aip.scheduler.model import (
     MILLI_PER_GPU,
+    TOPOLOGY_LABEL,
     Admit,
     Allocation,
     CycleResult,
@@ -41,9 +43,11 @@ from aip.scheduler.placement import (
     candidates,
 )
 from aip.scheduler.resources import ClusterState
+from aip.scheduler.topology import domains_spanned
 
 __all__ = [
     "MILLI_PER_GPU",
+    "TOPOLOGY_LABEL",
     "Admit",
     "Allocation",
     "BestFitPolicy",
@@ -67,6 +71,7 @@ __all__ = [
     "WaitReason",
     "best_fit_score",
     "candidates",
+    "domains_spanned",
     "infeasible_reason",
     "queue_usage",
     "schedule",

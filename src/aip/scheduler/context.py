@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from aip.scheduler.admission import Amounts, QuotaBlock, QuotaBook, request_amounts
-from aip.scheduler.gang import GangMiss, Misfits, Replica, place_gang, release_all, replicas_of
+from aip.scheduler.gang import GangMiss, Misfits, Replica, release_all, replicas_of
 from aip.scheduler.model import (
     Allocation,
     PendingJob,
@@ -29,6 +29,7 @@ from aip.scheduler.model import (
 )
 from aip.scheduler.placement import PlacementPolicy
 from aip.scheduler.resources import ClusterState, Holding, could_hold
+from aip.scheduler.topology import REQUIRED, domains_of, gang_topology, place_job
 
 GangKey = tuple[object, ...]
 
@@ -63,6 +64,10 @@ class Fit:
         if self._replicas is None:
             self._replicas = replicas_of(self.job, self.role_models)
         return self._replicas
+
+    @property
+    def topology(self) -> str:
+        return gang_topology(self.job)
 
 
 @dataclass(slots=True)
@@ -109,8 +114,8 @@ class CycleContext:
         if choice.blocks:
             return choice.blocks
         role_models = choice.allowed
-        key = tuple((role.request, role.count, models)
-                    for role, models in zip(job.roles, role_models, strict=True))
+        key = (gang_topology(job), *((role.request, role.count, models)
+                                     for role, models in zip(job.roles, role_models, strict=True)))
         return Fit(job, role_models, key)
 
     def quota_ok(self, job: PendingJob, queue: Queue, amounts: Amounts) -> bool:
@@ -124,7 +129,7 @@ class CycleContext:
         miss = self.gang_misses.get(fit.key)
         if miss is not None:
             return miss
-        result = place_gang(self.state, fit.replicas, self.policy, self.misfits)
+        result = place_job(self.state, fit.replicas, self.policy, fit.topology, self.misfits)
         if isinstance(result, GangMiss):
             self.gang_misses[fit.key] = result
         return result
@@ -136,7 +141,7 @@ class CycleContext:
         fit = self.quota_fit(job, queue, amounts)
         if not isinstance(fit, Fit):
             return None
-        result = place_gang(self.state, fit.replicas, self.policy)
+        result = place_job(self.state, fit.replicas, self.policy, fit.topology)
         if isinstance(result, GangMiss):
             return None
         release_all(self.state, result)
@@ -148,7 +153,7 @@ class CycleContext:
         for hold in self.holds:
             for holding in hold.holdings:
                 self.state.give(holding)
-        result = place_gang(self.state, fit.replicas, self.policy)
+        result = place_job(self.state, fit.replicas, self.policy, fit.topology)
         if not isinstance(result, GangMiss):
             release_all(self.state, result)
         for hold in self.holds:
@@ -165,9 +170,10 @@ class CycleContext:
         """If every preemption candidate stopped at once (the preemptible jobs below
         ``priority`` and those of the ``reclaimable`` queues, less this cycle's victims), would
         the gang fit? None if not; else the nodes that could then hold one of its replicas:
-        only victims there can help. ``stopped``: candidates the caller has stopped already."""
+        only victims there can help (for topology "required", only nodes of some domain).
+        ``stopped``: candidates the caller has stopped already."""
         bound = self._bound(priority, reclaimable, stopped)
-        result = place_gang(bound.state, fit.replicas, self.policy)
+        result = place_job(bound.state, fit.replicas, self.policy, fit.topology)
         if isinstance(result, GangMiss):
             return None
         release_all(bound.state, result)
@@ -175,9 +181,11 @@ class CycleContext:
         nodes = bound.useful.get(fit.key)
         if nodes is None:
             shapes = {(replica.request, replica.models) for replica in fit.replicas}
+            labelled = domains_of(bound.state).labelled if fit.topology == REQUIRED else None
             nodes = bound.useful[fit.key] = frozenset(
                 node.name for node in bound.state.nodes
-                if any(could_hold(node, request, models) for request, models in shapes))
+                if (labelled is None or node.position in labelled)
+                and any(could_hold(node, request, models) for request, models in shapes))
         return nodes
 
     def _bound(self, priority: int, reclaimable: list[str], stopped: set[int]) -> _Bound:
@@ -269,5 +277,6 @@ def victim_order(allocation: Allocation) -> tuple[int, int]:
     return (allocation.priority, -allocation.seq)
 
 
-def shape_key(job: PendingJob) -> tuple[tuple[ReplicaRequest, int], ...]:
-    return tuple((role.request, role.count) for role in job.roles)
+def shape_key(job: PendingJob) -> tuple[str, tuple[tuple[ReplicaRequest, int], ...]]:
+    """What decides where a gang fits: its topology and its roles' shapes."""
+    return gang_topology(job), tuple((role.request, role.count) for role in job.roles)

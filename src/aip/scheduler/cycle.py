@@ -3,7 +3,8 @@
     ctx = working copy of free capacity and quota usage          (phase 1: snapshot)
     for job in pending, by (-priority, seq):                     (phase 2: order)
         quota check, restricted to GPU models quota can hold     (phase 3: admit-check quota)
-        place the whole gang with the placement policy           (phase 4: place gang)
+        place the whole gang with the placement policy, within   (phase 4: place gang)
+            one RDMA domain when the job asks for topology
         else look for victims to preempt                         (phase 5: preempt)
         else keep waiting, with a reason code and plain words    (phase 6: wait)
 
@@ -31,6 +32,7 @@ from aip.scheduler.model import (
 from aip.scheduler.placement import PlacementPolicy
 from aip.scheduler.policies import DEFAULT_POLICY, make_policy
 from aip.scheduler.preemption import find_preemption, reserve
+from aip.scheduler.topology import domain_room
 
 
 def schedule(snapshot: Snapshot, policy: PlacementPolicy | None = None) -> CycleResult:
@@ -117,4 +119,7 @@ def _capacity_wait(ctx: CycleContext, fit: Fit, priority: int) -> tuple[WaitReas
                                     count)
     if found is not None:
         return found
+    if miss.within_domain:
+        return WaitReason.TOPOLOGY, reasons.topology_reason(
+            miss.total, domain_room(ctx.state, fit.replicas, ctx.policy))
     return WaitReason.INSUFFICIENT_RESOURCES, reasons.gang_reason(miss)

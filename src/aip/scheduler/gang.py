@@ -2,7 +2,8 @@
 
 Replicas are placed one by one, biggest first (whole GPUs, then shares, accelerators, CPU,
 memory), each by the placement policy on the free capacity left by the ones before it. If one
-finds no room, everything placed so far is given back. Replicas may span nodes.
+finds no room, everything placed so far is given back. Replicas may span nodes; keeping them
+within one network domain is ``topology.place_job``'s job, on top of ``place_gang``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ class Replica:
 
 @dataclass(frozen=True, slots=True)
 class GangMiss:
-    """The gang did not fit: ``replica`` found no room after ``placed`` others were placed."""
+    """The gang did not fit: ``replica`` found no room after ``placed`` others were placed.
+    ``within_domain``: the gang had to stay within one RDMA domain (topology "required") and
+    no domain held it; ``replica`` and ``placed`` then come from the domain that held most."""
 
     replica: Replica
     placed: int
     total: int
+    within_domain: bool = False
 
 
 def replicas_of(job: PendingJob, role_models: Sequence[frozenset[str] | None]) -> list[Replica]:

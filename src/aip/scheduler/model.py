@@ -16,6 +16,10 @@ from enum import StrEnum
 
 MILLI_PER_GPU = 1000
 
+# Node label naming a node's network (RDMA) domain, e.g. "pod-a". A job whose ``topology`` is
+# "preferred" or "required" keeps its gang on nodes of one value (``aip.scheduler.topology``).
+TOPOLOGY_LABEL = "aip.io/rdma-domain"
+
 
 @dataclass(frozen=True, slots=True)
 class Gpu:
@@ -35,6 +39,7 @@ class Node:
     accelerators: Mapping[str, int] = field(default_factory=dict)  # kind -> device count
     labels: Mapping[str, str] = field(default_factory=dict)
     schedulable: bool = True
+    address: str = "127.0.0.1"  # where replicas on this node are reached (rendezvous hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +71,18 @@ class RoleRequest:
 
 @dataclass(frozen=True, slots=True)
 class PendingJob:
-    """A job waiting for admission. ``seq`` orders jobs FIFO within a priority."""
+    """A job waiting for admission. ``seq`` orders jobs FIFO within a priority.
+
+    ``topology``: "none", "preferred" (keep a multi-replica gang within one RDMA domain when
+    some domain has room, else place it as usual) or "required" (within one domain, or wait);
+    see ``aip.scheduler.topology``."""
 
     job_id: str
     queue: str
     priority: int
     seq: int
     roles: tuple[RoleRequest, ...]
+    topology: str = "none"
 
     @property
     def replica_count(self) -> int:
@@ -143,6 +153,7 @@ class WaitReason(StrEnum):
     INSUFFICIENT_RESOURCES = "InsufficientResources"
     WAITING_FOR_PREEMPTION = "WaitingForPreemption"
     BLOCKED_BY_HIGHER_PRIORITY = "BlockedByHigherPriority"
+    TOPOLOGY = "TopologyUnsatisfied"  # "required" and no single RDMA domain has room
 
 
 @dataclass(frozen=True, slots=True)

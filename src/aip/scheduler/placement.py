@@ -47,6 +47,8 @@ class PlacementPolicy(Protocol):
     Contract: ``choose`` is pure with respect to ``state`` (it must not change it), returns a
     choice that fits the free capacity right now, or None when nothing fits. ``models`` is the
     set of GPU models the replica may use (None: any); it already includes the quota's limits.
+    When ``state.only`` is set, the choice must be one of those node positions (enumerating
+    through ``candidates``, ``NodeTable.candidates`` or the state's index readers does that).
     It runs once per replica, often thousands of times per cycle: keep it well under 1 ms.
     """
 
@@ -60,10 +62,12 @@ def candidates(state: ClusterState, request: ReplicaRequest,
                models: frozenset[str] | None) -> Iterator[Choice]:
     """Every feasible choice: one per node for CPU-only requests, one per (node, model) for
     whole GPUs (the lowest free slots), one per distinct (model, free level) GPU on a node for
-    shares (GPUs with equal free share are interchangeable)."""
+    shares (GPUs with equal free share are interchangeable). Only nodes in ``state.only``
+    when it is set."""
     milli = request.gpu_milli
     whole = request.whole_gpus
-    for node in state.nodes:
+    only = state.only
+    for node in state.nodes if only is None else [state.nodes[p] for p in sorted(only)]:
         if not node.fits_host(request):
             continue
         if milli == 0:
@@ -141,7 +145,8 @@ class BestFitPolicy:
     GPUs by free share, then fully free GPUs by their node's free GPUs) and stop after the
     first level holding a choice that strands no GPU; CPU-only requests look at nodes without
     free GPU capacity first. The scores are inlined; the property tests check the answer is
-    the same as ``ScoredPolicy`` with ``best_fit_score``."""
+    the same as ``ScoredPolicy`` with ``best_fit_score``. The index readers honour
+    ``state.only``."""
 
     name = "best-fit"
 
@@ -158,9 +163,13 @@ class BestFitPolicy:
         return None if best is None else best[1]
 
     def _cpu_only(self, state: ClusterState, request: ReplicaRequest) -> Choice | None:
-        found = self._cpu_scan(state, request, (state.nodes[p] for p in state.no_free_gpu))
+        nodes, only = state.nodes, state.only
+        quiet = state.no_free_gpu if only is None else [
+            p for p in state.no_free_gpu if p in only]
+        found = self._cpu_scan(state, request, (nodes[p] for p in quiet))
         if found is None:  # nodes with free GPU capacity only score worse
-            found = self._cpu_scan(state, request, state.nodes)
+            found = self._cpu_scan(state, request,
+                                   nodes if only is None else (nodes[p] for p in only))
         return found
 
     @staticmethod
@@ -211,8 +220,7 @@ class BestFitPolicy:
         nodes = state.nodes
         best_key: Score = ()
         best: tuple[NodeState, int] | None = None
-        levels = state.share_levels.get(model)
-        for level, gpus in levels.at_least(milli) if levels is not None else ():
+        for level, gpus in state.shares_at_least(model, milli):
             if level == FULL:
                 break  # fully free GPUs: walked below by their node's free GPU count
             for position, slot in gpus:

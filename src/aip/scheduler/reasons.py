@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from aip.scheduler.admission import QuotaBlock
 from aip.scheduler.gang import GangMiss
-from aip.scheduler.model import MILLI_PER_GPU, Allocation, ReplicaRequest, WaitReason
+from aip.scheduler.model import (
+    MILLI_PER_GPU,
+    TOPOLOGY_LABEL,
+    Allocation,
+    ReplicaRequest,
+    WaitReason,
+)
 from aip.scheduler.resources import ClusterState, NodeState
 
 MAX_NAMES = 5
@@ -140,6 +146,21 @@ def gang_reason(miss: GangMiss) -> str:
     return (f"the gang of {miss.total} replicas does not fit at once: after placing "
             f"{miss.placed}, no room is left for {replica.role} {replica.index} "
             f"({describe(replica.request)})")
+
+
+def topology_reason(total: int, rooms: Sequence[tuple[str, int]]) -> str:
+    """Why a "required" gang of ``total`` replicas waits; ``rooms``: (domain, how many of its
+    replicas fit there now), as ``topology.domain_room`` finds them."""
+    if not rooms:
+        return (f"topology required: no schedulable node has the {TOPOLOGY_LABEL} label, so the "
+                f"{total} replicas cannot be kept within one RDMA domain")
+    shown = sorted(sorted(rooms, key=lambda room: (-room[1], room[0]))[:MAX_NAMES])
+    listed = ", ".join(f"{name} has room for {count}" if i == 0 else f"{name} for {count}"
+                       for i, (name, count) in enumerate(shown))
+    extra = len(rooms) - len(shown)
+    more = f", and {extra} more domains" if extra > 0 else ""
+    return (f"topology required: no single RDMA domain ({TOPOLOGY_LABEL}) has room for all "
+            f"{total} replicas ({listed}{more})")
 
 
 def capacity_reason(state: ClusterState, request: ReplicaRequest, models: frozenset[str] | None,

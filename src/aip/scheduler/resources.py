@@ -13,6 +13,11 @@ Policies that keep their own derived index (``aip.scheduler.policies.table``) st
 ``caches`` and register a function in ``watchers``: every change to node ``p`` calls it with
 ``p``, so the index refreshes only the nodes that changed. ``copy`` starts both empty.
 
+``only_on(positions)`` restricts placement to some nodes for a while (one RDMA domain, see
+``aip.scheduler.topology``): while ``only`` is set, ``nodes_with_whole``, ``shares_at_least``
+and every policy's candidate enumeration skip the other nodes. Unset (the common case), it
+costs one ``is None`` check per lookup.
+
 The trace simulator may keep one ``ClusterState`` alive across events and call ``take`` /
 ``give`` itself, instead of rebuilding it from a snapshot for every arrival.
 """
@@ -20,7 +25,8 @@ The trace simulator may keep one ``ClusterState`` alive across events and call `
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aip.scheduler.model import MILLI_PER_GPU, Allocation, Node, ReplicaPlacement, ReplicaRequest
@@ -161,6 +167,7 @@ class ClusterState:
         self.no_free_gpu: dict[int, None] = {}  # schedulable nodes without free GPU capacity
         self.watchers: list[Callable[[int], None]] = []  # called with a node's position on change
         self.caches: dict[object, object] = {}  # derived indexes kept by placement policies
+        self.only: frozenset[int] | None = None  # positions placement may use now; None: all
         for state in self.nodes:
             if not state.schedulable:
                 continue
@@ -188,6 +195,7 @@ class ClusterState:
         twin.no_free_gpu = dict(self.no_free_gpu)
         twin.watchers = []
         twin.caches = {}
+        twin.only = None
         return twin
 
     @classmethod
@@ -291,18 +299,49 @@ class ClusterState:
                 del buckets[count]
             buckets.setdefault(new_count, {})[node.position] = None
 
+    # -- restricting placement ---------------------------------------------------------------
+
+    @contextmanager
+    def only_on(self, positions: frozenset[int]) -> Iterator[None]:
+        """Within the block, placement may use only the nodes at ``positions`` (policies honour
+        ``only``; see ``PlacementPolicy``). Not nested: the previous value comes back after."""
+        previous = self.only
+        self.only = positions
+        try:
+            yield
+        finally:
+            self.only = previous
+
     # -- reading -----------------------------------------------------------------------------
 
-    def nodes_with_whole(self, model: str, count: int) -> Iterator[tuple[int, dict[int, None]]]:
+    def nodes_with_whole(self, model: str, count: int) -> Iterator[tuple[int, Collection[int]]]:
         """(free count, node positions) with at least ``count`` fully free GPUs of ``model``,
-        fewest free first."""
+        fewest free first; only positions in ``only`` when it is set."""
         buckets = self.whole_buckets.get(model)
         if not buckets:
             return
+        only = self.only
         for free in range(count, self.max_per_node[model] + 1):
             bucket = buckets.get(free)
+            if bucket and only is not None:
+                bucket = _within(bucket, only)
             if bucket:
                 yield free, bucket
+
+    def shares_at_least(self, model: str,
+                        milli: int) -> Iterator[tuple[int, Collection[tuple[int, int]]]]:
+        """(free level, GPUs as (position, slot)) of ``model`` for every level >= ``milli``,
+        smallest first; only GPUs of nodes in ``only`` when it is set."""
+        levels = self.share_levels.get(model)
+        if levels is None:
+            return
+        only = self.only
+        for level, gpus in levels.at_least(milli):
+            if only is not None:
+                gpus = {gpu: None for gpu in gpus if gpu[0] in only}
+                if not gpus:
+                    continue
+            yield level, gpus
 
     def allowed_models(self, models: frozenset[str] | None) -> list[str]:
         """Models present on schedulable nodes among ``models`` (None: any), in sorted order."""
@@ -345,6 +384,13 @@ class NodeValues:
         if not (cpu or memory or gpus or accelerators):
             return None
         return Holding(position, cpu, memory, gpus, accelerators)
+
+
+def _within(bucket: dict[int, None], only: frozenset[int]) -> dict[int, None]:
+    """The positions of ``bucket`` that are in ``only``, walking the smaller of the two."""
+    if len(only) < len(bucket):
+        return {position: None for position in only if position in bucket}
+    return {position: None for position in bucket if position in only}
 
 
 def fits_empty(node: Node, request: ReplicaRequest, models: frozenset[str] | None) -> bool:

@@ -1,4 +1,4 @@
-"""The FastAPI application: REST API under /api/v1, OpenAPI at /docs."""
+"""The FastAPI application: REST API under /api/v1, OpenAPI at /docs, the console at /."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from aip import __version__
+from aip.console import mount_console
 from aip.control.platform import Platform
 from aip.server.auth import require_token
 from aip.server.errors import install_error_handlers
-from aip.server.routes import jobs, nodes, queues
+from aip.server.routes import endpoints, jobs, models, nodes, queues, tracking
 
 API_PREFIX = "/api/v1"
 
@@ -42,5 +43,9 @@ def create_app(platform: Platform, token: str) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
     for module in (jobs, nodes, queues):
         api.include_router(module.router)
+    api.include_router(models.router)  # the model registry: admin token only
+    api.include_router(endpoints.router)
     app.include_router(api)
+    app.include_router(tracking.router, prefix=API_PREFIX)  # admin or job token: its own auth
+    mount_console(app)  # the web console at /: its own session cookie (aip.console.session)
     return app

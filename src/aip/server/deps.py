@@ -20,6 +20,9 @@ PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 def get_session(platform: PlatformDep) -> Iterator[Session]:
+    """A session for READING. Its commit runs in the dependency's teardown, which FastAPI
+    may run after the response is sent: routes that write open
+    ``platform.sessions.begin()`` themselves, so the write is committed before the answer."""
     with platform.sessions.begin() as session:
         yield session
 

@@ -24,14 +24,17 @@ log = logging.getLogger("aip.server")
 
 
 def run_server(host: str | None = None, port: int | None = None,
-               config_path: Path | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. ``host``/``port`` override the config file."""
+               config_path: Path | None = None, backend: str | None = None,
+               ray_address: str | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. ``host``/``port``/``backend``/``ray_address`` override
+    the environment (AIP_BACKEND, AIP_RAY_ADDRESS) and the config file."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
-    if config_path is not None:
-        settings = settings.model_copy(update={"config": config_path})
+    overrides = {"config": config_path, "backend": backend, "ray_address": ray_address}
+    settings = settings.model_copy(update={key: value for key, value in overrides.items()
+                                           if value is not None})
     config = PlatformConfig.load(settings.config_path)
     host = host or config.server.host
     port = config.server.port if port is None else port
@@ -44,8 +47,9 @@ def run_server(host: str | None = None, port: int | None = None,
         app, host=host, port=port, log_level="warning", access_log=False,
         loop="uvloop", http="httptools", timeout_graceful_shutdown=3),
         on_listening=lambda: _record(settings, url), on_stopped=lambda: _forget(settings))
-    log.info("starting AIP control plane at %s (database %s, %d node(s))", url,
-             _redacted(settings.effective_database_url()), len(platform.nodes()))
+    log.info("starting AIP control plane at %s (database %s, %s backend, %d node(s))", url,
+             _redacted(settings.effective_database_url()),
+             settings.backend or config.server.backend, len(platform.nodes()))
     server.run()
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from aip.control.snapshot import placement_from_json
 from aip.scheduler import Node
+from aip.scheduler.topology import domains_spanned
 from aip.spec import QueueSpec
 from aip.store.tables import EventRow, JobRow, ReplicaRow
 
@@ -38,6 +39,8 @@ class ReplicaPublic(BaseModel):
     reason: str | None
     started_at: str | None
     finished_at: str | None
+    ports: list[int]
+    restarts: int  # times this replica was restarted alone (restart_policy: replica)
 
 
 class JobPublic(BaseModel):
@@ -49,7 +52,8 @@ class JobPublic(BaseModel):
     reason: str | None
     reason_code: str | None
     attempt: int
-    max_retries: int
+    max_retries: int  # the spec's max_restarts
+    restarts: int
     preemptions: int
     exit_code: int | None
     created_at: str
@@ -59,6 +63,7 @@ class JobPublic(BaseModel):
     labels: dict[str, str]
     spec: dict[str, Any]
     replicas: list[ReplicaPublic]
+    domains: int | None  # RDMA domains (aip.io/rdma-domain) the replicas span; None: unlabelled
 
 
 class JobPage(BaseModel):
@@ -130,18 +135,23 @@ def replica_public(row: ReplicaRow) -> ReplicaPublic:
         node=row.node, gpus=list(placement.gpus), gpu_share=share,
         accelerators={k: list(v) for k, v in placement.accelerators.items()}, state=row.state,
         pid=row.pid, exit_code=row.exit_code, reason=row.reason,
-        started_at=iso(row.started_at), finished_at=iso(row.finished_at))
+        started_at=iso(row.started_at), finished_at=iso(row.finished_at),
+        ports=json.loads(row.ports or "[]"), restarts=row.generation)
 
 
-def job_public(row: JobRow, replicas: Sequence[ReplicaRow], output_dir: str) -> JobPublic:
+def job_public(row: JobRow, replicas: Sequence[ReplicaRow], output_dir: str,
+               nodes: Sequence[Node] = ()) -> JobPublic:
     return JobPublic(
         id=row.id, name=row.name, queue=row.queue, priority=row.priority, state=row.state,
         reason=row.reason, reason_code=row.reason_code, attempt=row.attempt,
-        max_retries=row.max_retries, preemptions=row.preemptions, exit_code=row.exit_code,
+        max_retries=row.max_retries, restarts=row.restarts, preemptions=row.preemptions,
+        exit_code=row.exit_code,
         created_at=iso(row.created_at) or "", started_at=iso(row.started_at),
         finished_at=iso(row.finished_at), output_dir=output_dir,
         labels=json.loads(row.labels), spec=json.loads(row.spec),
-        replicas=[replica_public(r) for r in replicas])
+        replicas=[replica_public(r) for r in replicas],
+        domains=(domains_spanned(nodes, (r.node for r in replicas)) or None)
+        if replicas else None)
 
 
 def event_public(row: EventRow) -> EventPublic:

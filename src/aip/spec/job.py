@@ -4,7 +4,14 @@ command (an argv list, never a shell string) and environment.
     name: train
     queue: default
     priority: 10
-    max_retries: 2
+    framework: pytorch        # wires the rendezvous: see aip.runtime.frameworks
+    nproc_per_replica: 2      # pytorch: torchrun processes per replica; mpi: slots per replica
+    environment:              # optional per-job Python environment, built once and cached
+      requirements: [numpy==1.26.4]
+    restart_policy: gang      # a failed replica restarts the whole gang, or (replica) itself
+    max_restarts: 2
+    hang_timeout: 10m         # no log output and no heartbeat this long counts as a failure
+    topology: preferred       # keep the gang within one RDMA domain
     timeout: 1h
     replicas:
       worker:
@@ -23,6 +30,7 @@ import re
 from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -97,6 +105,56 @@ class ReplicaGroup(BaseModel):
         return _check_env(value)
 
 
+Framework = Literal["none", "pytorch", "tensorflow", "jax", "mindspore", "mxnet", "mpi"]
+FRAMEWORKS: Final[tuple[str, ...]] = (
+    "none", "pytorch", "tensorflow", "jax", "mindspore", "mxnet", "mpi")
+# Roles a framework understands; None: any role names (ranks follow the role order).
+FRAMEWORK_ROLES: Final[dict[str, tuple[str, ...] | None]] = {
+    "none": None,
+    "pytorch": None,
+    "jax": None,
+    "mpi": None,
+    "tensorflow": ("chief", "worker", "ps", "evaluator"),
+    "mindspore": ("scheduler", "worker", "server"),
+    "mxnet": ("scheduler", "server", "worker"),
+}
+REQUIREMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~;:@/+ '\"*-]*$")
+
+
+class EnvironmentSpec(BaseModel):
+    """A per-job Python environment: pip ``requirements`` installed into a virtual environment
+    that AIP builds once per content hash and reuses, or an existing ``python`` interpreter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requirements: list[str] = Field(
+        default_factory=list, description="pip requirement lines, e.g. numpy==1.26.4.")
+    python: str | None = Field(
+        default=None, description="An existing interpreter to run the job with, e.g. "
+        "/opt/py39/bin/python; or the base interpreter of the built environment.")
+    system_site_packages: bool = Field(
+        default=False, description="Let the built environment see the base interpreter's "
+        "packages (pip installs only what is missing or different).")
+
+    @field_validator("requirements")
+    @classmethod
+    def _requirements(cls, value: list[str]) -> list[str]:
+        for line in value:
+            text = line.strip()
+            if not text or text.startswith("-") or not REQUIREMENT_RE.match(text):
+                raise ValueError(
+                    f"requirement {line!r} is not a pip requirement like 'numpy==1.26.4' "
+                    "(pip options and shell syntax are not accepted)")
+        return [line.strip() for line in value]
+
+    @model_validator(mode="after")
+    def _something(self) -> EnvironmentSpec:
+        if not self.requirements and not self.python:
+            raise ValueError("give requirements (a list of pip requirements), python "
+                             "(an existing interpreter), or both")
+        return self
+
+
 class JobSpec(BaseModel):
     """A training or batch workload: a gang of replicas placed all together or not at all."""
 
@@ -111,7 +169,27 @@ class JobSpec(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     working_dir: str | None = Field(
         default=None, description="Directory the replicas start in; default: the job's output dir.")
-    max_retries: int = Field(default=0, ge=0, le=100)
+    framework: Framework = Field(
+        default="none", description="Wires the framework's rendezvous into every replica: "
+        "pytorch, tensorflow, jax, mindspore, mxnet, mpi; none sets only AIP_* variables.")
+    nproc_per_replica: int = Field(
+        default=1, ge=1, le=256, description="pytorch: processes per replica, run under "
+        "torchrun; mpi: MPI slots per replica.")
+    environment: EnvironmentSpec | None = Field(
+        default=None, description="A per-job Python environment (pip requirements or an "
+        "existing interpreter); default: the platform's own interpreter.")
+    restart_policy: Literal["gang", "replica"] = Field(
+        default="gang", description="When a replica fails: restart the whole gang (gang) or "
+        "only the failed replica (replica), up to max_restarts times.")
+    max_restarts: int = Field(
+        default=0, ge=0, le=100, validation_alias=AliasChoices("max_restarts", "max_retries"),
+        description="Restarts after failures before the job fails (max_retries is accepted).")
+    hang_timeout: Duration | None = Field(
+        default=None, gt=0, description="A replica with no log output and no heartbeat for "
+        "this long (seconds, or 10m) is failed as hung.")
+    topology: Literal["none", "preferred", "required"] = Field(
+        default="none", description="Place the gang within one network domain "
+        "(node label aip.io/rdma-domain): when possible (preferred) or always (required).")
     timeout: Duration | None = Field(
         default=None, gt=0, description="Seconds (or 30m, 2h) of running before the job fails.")
     env: EnvMap = Field(default_factory=dict, description="Environment for every replica.")
@@ -153,6 +231,24 @@ class JobSpec(BaseModel):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         return _check_env(value)
+
+    @model_validator(mode="after")
+    def _framework_roles(self) -> JobSpec:
+        allowed = FRAMEWORK_ROLES[self.framework]
+        if allowed is not None:
+            unknown = [role for role in self.replicas if role not in allowed]
+            if unknown:
+                raise ValueError(
+                    f"framework {self.framework} knows the roles {', '.join(allowed)}; "
+                    f"rename role {unknown[0]!r} to one of them")
+        if self.nproc_per_replica > 1 and self.framework not in ("pytorch", "mpi"):
+            raise ValueError("nproc_per_replica > 1 needs framework pytorch (torchrun) or mpi")
+        return self
+
+    @property
+    def max_retries(self) -> int:
+        """The earlier name of ``max_restarts``."""
+        return self.max_restarts
 
     @property
     def total_replicas(self) -> int:

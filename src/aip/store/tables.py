@@ -31,6 +31,7 @@ class JobRow(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
     preemptions: Mapped[int] = mapped_column(Integer, default=0)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)  # restarts used after failures
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
@@ -59,6 +60,8 @@ class ReplicaRow(Base):
     index: Mapped[int] = mapped_column(Integer)
     node: Mapped[str] = mapped_column(String(128))
     placement: Mapped[str] = mapped_column(Text)
+    ports: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list reserved on node
+    generation: Mapped[int] = mapped_column(Integer, default=0)  # +1 per restart of it alone
     state: Mapped[str] = mapped_column(String(16), index=True)
     handle: Mapped[str | None] = mapped_column(Text, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -2,9 +2,11 @@
 
     with AipServer(tmp_path, nodes=[...]) as server:
         job = server.client.submit_job({...})
+    with AipServer(tmp_path, backend="ray", ray_address=cluster.address) as server:
+        ...                       # nodes come from the Ray cluster
 
-Nothing of AIP is mocked: the server runs its store, reconciler and local executor, and
-jobs are real subprocesses.
+Nothing of AIP is mocked: the server runs its store, reconciler and executor, and jobs are
+real subprocesses.
 """
 
 from __future__ import annotations
@@ -37,14 +39,25 @@ def free_port() -> int:
 
 class AipServer:
     def __init__(self, home: Path, *, nodes: list[dict[str, Any]] | None = None,
-                 server: dict[str, Any] | None = None, database_url: str | None = None) -> None:
+                 server: dict[str, Any] | None = None, database_url: str | None = None,
+                 backend: str | None = None, ray_address: str | None = None,
+                 env: dict[str, str] | None = None,
+                 storage: dict[str, Any] | None = None) -> None:
+        """``backend``/``ray_address`` are passed as ``aip up --backend/--ray-address``; with
+        the ray backend the config declares no nodes (they come from Ray)."""
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
-        config = {"server": {"stop_grace_period": 1, "retry_backoff_base": 0.2,
-                             **(server or {})},
-                  "nodes": nodes if nodes is not None else DEFAULT_NODES}
+        self.extra_env = dict(env or {})  # e.g. AIP_ENV_CACHE, applied over the cleaned env
+        self.up_args = [*(["--backend", backend] if backend else []),
+                        *(["--ray-address", ray_address] if ray_address else [])]
+        config: dict[str, Any] = {"server": {"stop_grace_period": 1, "retry_backoff_base": 0.2,
+                                             **(server or {})}}
+        if backend != "ray":
+            config["nodes"] = nodes if nodes is not None else DEFAULT_NODES
+        if storage is not None:  # e.g. MotoS3(...).storage_config: artifacts in object storage
+            config["storage"] = storage
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.yaml").write_text(yaml.safe_dump(config))
         self.process: subprocess.Popen[bytes] | None = None
@@ -56,12 +69,13 @@ class AipServer:
         env["AIP_HOME"] = str(self.home)
         if self.database_url:
             env["AIP_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         return env
 
     def start(self) -> AipServer:
         log = open(self.home / "server.log", "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aip", "up", "--port", str(self.port)],
+            [sys.executable, "-m", "aip", "up", "--port", str(self.port), *self.up_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + 30
@@ -123,7 +137,32 @@ class AipServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
+        self.stop_everything()
         self.stop()
+
+    def stop_everything(self, timeout: float = 20) -> None:
+        """Delete the endpoints and cancel the jobs still alive, so no replica outlives the
+        test (replicas run in their own sessions and survive the server by design)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            client = self.client
+            for endpoint in client.list_endpoints():
+                client.delete_endpoint(endpoint["name"])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                live = [job for job in client.list_jobs(limit=500)["items"]
+                        if job["state"] not in ("SUCCEEDED", "FAILED", "CANCELLED")]
+                if not live and not client.list_endpoints():
+                    return
+                for job in live:
+                    try:
+                        client.cancel_job(job["id"])
+                    except Exception:  # already ending: the next look sees it
+                        pass
+                time.sleep(0.3)
+        except Exception:  # the server is going away anyway; stop() follows
+            return
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.05,

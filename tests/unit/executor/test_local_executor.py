@@ -105,6 +105,34 @@ def test_a_command_that_exits_3_is_reported_with_its_output_in_the_log(
     assert executor.poll(handle) == status  # a finished replica stays finished
 
 
+def test_a_reason_the_command_writes_to_its_reason_file_is_part_of_the_exit(
+        executor: LocalExecutor, tmp_path: Path) -> None:
+    request = make_request(tmp_path, python("""
+        import os, sys
+        with open(os.environ["AIP_REASON_FILE"], "w") as reason:
+            reason.write("environment build failed: pip could not install 'x==9'\\nmore\\n")
+        sys.exit(3)
+    """))
+
+    status = wait_until_finished(executor, executor.launch(request))
+
+    assert status == ReplicaStatus(
+        "exited", 3, "exited with code 3: environment build failed: pip could not install 'x==9'")
+    exit_file = json.loads((Path(request.status_dir) / "exit.json").read_text())
+    assert exit_file["reason"] == "environment build failed: pip could not install 'x==9'"
+
+
+def test_a_reason_left_by_an_earlier_attempt_is_not_reported_again(
+        executor: LocalExecutor, tmp_path: Path) -> None:
+    request = make_request(tmp_path, python("import sys; sys.exit(1)"))
+    Path(request.status_dir).mkdir(parents=True)
+    (Path(request.status_dir) / "reason").write_text("stale\n")
+
+    status = wait_until_finished(executor, executor.launch(request))
+
+    assert status.reason == "exited with code 1"
+
+
 def test_the_log_is_appended_to_not_truncated(executor: LocalExecutor, tmp_path: Path) -> None:
     request = make_request(tmp_path, python("print('second attempt')"))
     Path(request.log_path).parent.mkdir(parents=True)

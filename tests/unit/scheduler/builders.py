@@ -1,7 +1,7 @@
 """Readable builders for scheduler tests.
 
-    make_node("n1", cpu=8, gpus=4, model="T4")
-    make_job("train").replicas(worker=2).gpu(1).build()
+    make_node("n1", cpu=8, gpus=4, model="T4", domain="pod-a")   # domain: RDMA label
+    make_job("train").replicas(worker=2).gpu(1).topology("required").build()
     make_job("ps-job").replicas(worker=2).gpu(1).role("ps", 1, cpu=2).build()
     running("old", placed("n1", gpus=(0, 1)), queue="team-a", priority=0)
     snapshot(nodes=[...], queues=[...], running=[...], pending=[...])
@@ -26,6 +26,7 @@ from aip.scheduler import (
     Snapshot,
     Wait,
 )
+from aip.scheduler.model import TOPOLOGY_LABEL
 
 GI = 2**30
 _seq = itertools.count(1)
@@ -33,12 +34,14 @@ _seq = itertools.count(1)
 
 def make_node(name: str, cpu: float = 8, memory: int = 64, gpus: int = 0, model: str = "T4",
               accelerators: Mapping[str, int] | None = None, schedulable: bool = True,
-              models: Sequence[str] = ()) -> Node:
-    """``memory`` in GiB; ``models`` lists one model per GPU (overrides ``gpus``/``model``)."""
+              models: Sequence[str] = (), domain: str | None = None) -> Node:
+    """``memory`` in GiB; ``models`` lists one model per GPU (overrides ``gpus``/``model``);
+    ``domain`` sets the node's RDMA domain label."""
     gpu_models = list(models) or [model] * gpus
     return Node(name, round(cpu * 1000), memory * GI,
                 tuple(Gpu(index, m) for index, m in enumerate(gpu_models)),
-                dict(accelerators or {}), {}, schedulable)
+                dict(accelerators or {}), {} if domain is None else {TOPOLOGY_LABEL: domain},
+                schedulable)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class JobBuilder:
         self.seq = next(_seq) if seq is None else seq
         self.roles: list[_Role] = [_Role("main", 1)]
         self._current: list[_Role] = list(self.roles)
+        self._topology = "none"
 
     def replicas(self, **counts: int) -> JobBuilder:
         """Replace the roles by these (role=count); later setters apply to them."""
@@ -94,6 +98,11 @@ class JobBuilder:
             role.accelerators[kind] = count
         return self
 
+    def topology(self, mode: str) -> JobBuilder:
+        """"none", "preferred" or "required"."""
+        self._topology = mode
+        return self
+
     def _set(self, **values: object) -> JobBuilder:
         for role in self._current:
             for key, value in values.items():
@@ -102,7 +111,8 @@ class JobBuilder:
 
     def build(self) -> PendingJob:
         return PendingJob(self.job_id, self.queue, self.priority, self.seq,
-                          tuple(RoleRequest(r.name, r.count, r.request()) for r in self.roles))
+                          tuple(RoleRequest(r.name, r.count, r.request()) for r in self.roles),
+                          topology=self._topology)
 
 
 def make_job(job_id: str, queue: str = "default", priority: int = 0,

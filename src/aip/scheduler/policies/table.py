@@ -32,6 +32,8 @@ from aip.scheduler.resources import FULL, ClusterState, NodeState
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
+MAX_CACHED_RESTRICTIONS = 64  # row masks kept for ``ClusterState.only`` (RDMA domains)
+
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
@@ -80,6 +82,7 @@ class NodeTable:
         self.dependents: list[TableDependent] = []
         self._dirty: set[int] = set()
         self._allowed: dict[frozenset[str] | None, Bools] = {}
+        self._within: dict[frozenset[int], Bools] = {}
         self._ranks: dict[int, Ints] = {}
         self._row_model: list[str | None] = [
             None if model < 0 else self.model_names[model] for model in model_of]
@@ -119,11 +122,24 @@ class NodeTable:
         allowed: Bools = by_model[self.model + 1]
         return allowed
 
+    def within(self, positions: frozenset[int]) -> Bools:
+        """Rows whose node is at one of ``positions`` (a ``ClusterState.only`` restriction)."""
+        rows = self._within.get(positions)
+        if rows is None:
+            if len(self._within) >= MAX_CACHED_RESTRICTIONS:
+                self._within.clear()
+            rows = self._within[positions] = np.isin(
+                self.node, np.fromiter(positions, dtype=np.int64, count=len(positions)))
+        return rows
+
     def candidates(self, state: ClusterState, request: ReplicaRequest,
                    models: frozenset[str] | None) -> Candidates:
         """Every feasible spot for ``request``: a node's first row for CPU-only requests, rows
-        with enough fully free GPUs for whole GPUs, (row, distinct free level) for shares."""
+        with enough fully free GPUs for whole GPUs, (row, distinct free level) for shares.
+        Only rows of nodes in ``state.only`` when it is set."""
         fits = self.fits_host(request)
+        if state.only is not None:
+            fits &= self.within(state.only)
         milli = request.gpu_milli
         if milli == 0:
             rows = np.flatnonzero(fits & self.primary)

@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aip.control import jobs as job_service
+from aip.control.platform import Platform
 from aip.control.states import FINAL_STATES
 from aip.errors import InvalidSpec
 from aip.server import logs
 from aip.server.bodies import body_schema, parse_body
 from aip.server.deps import PlatformDep, SessionDep
 from aip.server.schemas import EventList, JobPage, JobPublic, event_public, job_public
-from aip.spec import JobSpec
+from aip.spec import JobSpec, load_yaml, validate
 from aip.store.tables import JobRow, ReplicaRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+class SpecError(BaseModel):
+    field: str  # the field path (replicas.worker.resources.gpu), or (document)
+    message: str
+    line: int | None  # in the YAML text, when known
+
+
+class SpecCheck(BaseModel):
+    valid: bool
+    message: str | None
+    errors: list[SpecError]
+
 
 @router.post("", status_code=201, response_model=JobPublic, openapi_extra=body_schema(JobSpec))
 async def submit_job(request: Request, platform: PlatformDep) -> Response:
     """Submit a job as JSON, or as YAML (``Content-Type: application/yaml``) to get errors
     with line numbers."""
     spec = await parse_body(request, JobSpec, "job spec")
+    public = submit_spec(platform, spec)
+    # Serialized here: returning a Response spares FastAPI validating the model again.
+    return Response(public.model_dump_json(), status_code=201, media_type="application/json")
+
+
+@router.post("/validate", response_model=SpecCheck, openapi_extra=body_schema(JobSpec))
+async def validate_job(request: Request) -> SpecCheck:
+    """Check a job spec against the server's schema without submitting it: 200 with
+    ``valid`` and one error per field (its path, message and YAML line). Whether the queue
+    exists and a node could hold the job is checked at submit."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    return check_spec(text, yaml_body="yaml" in request.headers.get("content-type", ""))
+
+
+def submit_spec(platform: Platform, spec: JobSpec) -> JobPublic:
+    """Store a validated spec as a new PENDING job and wake the scheduler (the API and the
+    console submit through here)."""
     for attempt in range(3):
         try:
             with platform.sessions.begin() as session:
@@ -37,8 +72,36 @@ async def submit_job(request: Request, platform: PlatformDep) -> Response:
             if attempt == 2:
                 raise
     platform.reconciler.wake(new_jobs_only=True)
-    # Serialized here: returning a Response spares FastAPI validating the model again.
-    return Response(public.model_dump_json(), status_code=201, media_type="application/json")
+    return public
+
+
+def check_spec(text: str, *, yaml_body: bool) -> SpecCheck:
+    """The result of validating ``text`` (YAML or JSON) as a JobSpec, errors as data."""
+    try:
+        if yaml_body:
+            load_yaml(text, JobSpec, source="job spec")
+        else:
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise InvalidSpec(f"job spec is not valid JSON: {exc}") from None
+            validate(data, JobSpec, source="job spec")
+    except InvalidSpec as exc:
+        errors = [SpecError(field=path, message=message, line=_line(message))
+                  for path, message in exc.fields.items()]
+        if not errors:  # malformed YAML/JSON: one error for the whole text
+            errors = [SpecError(field="(document)", message=exc.message,
+                                line=_line(exc.message))]
+        return SpecCheck(valid=False, message=exc.message, errors=errors)
+    return SpecCheck(valid=True, message=None, errors=[])
+
+
+def _line(message: str) -> int | None:
+    found = _LINE.search(message)
+    return int(found.group(1)) if found else None
+
+
+_LINE = re.compile(r"\bline (\d+)")
 
 
 @router.get("", response_model=JobPage)
@@ -55,8 +118,9 @@ def list_jobs(
     rows, total = job_service.list_jobs(session, job_service.JobFilter(
         states=state or (), queue=queue, text=name, labels=labels, limit=limit, offset=offset))
     replicas = _replicas_by_job(session, rows)
+    nodes = platform.nodes()
     items = [job_public(row, replicas.get(row.id, []),
-                        str(platform.launcher.job_dir(row.id) / "output")) for row in rows]
+                        str(platform.launcher.job_dir(row.id) / "output"), nodes) for row in rows]
     return JobPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -64,7 +128,7 @@ def list_jobs(
 def get_job(job_id: str, session: SessionDep, platform: PlatformDep) -> JobPublic:
     row = job_service.get(session, job_id)
     return job_public(row, job_service.replicas_of(session, row),
-                      str(platform.launcher.job_dir(row.id) / "output"))
+                      str(platform.launcher.job_dir(row.id) / "output"), platform.nodes())
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobPublic)
@@ -72,7 +136,7 @@ def cancel_job(job_id: str, platform: PlatformDep) -> JobPublic:
     with platform.sessions.begin() as session:
         row = job_service.request_cancel(session, job_id, platform.clock())
         public = job_public(row, job_service.replicas_of(session, row),
-                            str(platform.launcher.job_dir(row.id) / "output"))
+                            str(platform.launcher.job_dir(row.id) / "output"), platform.nodes())
     platform.reconciler.wake()
     return public
 
@@ -89,21 +153,29 @@ def job_logs(
     tail: Annotated[int | None, Query(ge=0, description="Only the last N lines.")] = None,
     follow: bool = False,
 ) -> Response:
+    sources, finished = log_sources(platform, job_id, replica)
+    prefix = replica is None and len(sources) > 1
+    if not follow:
+        return PlainTextResponse(logs.tail(sources, tail, prefix))
+    return StreamingResponse(logs.follow(sources, tail, prefix, finished),
+                             media_type="text/plain; charset=utf-8")
+
+
+def log_sources(platform: Platform, job_id: str, replica: str | None
+                ) -> tuple[list[tuple[str, str]], Callable[[], bool]]:
+    """The job's log files as ``(replica name, path)`` (one replica's, or all), and a check
+    that says when the job is final (a follower then drains the files and stops)."""
     with platform.sessions() as session:
         job = job_service.get(session, job_id)
         spec = JobSpec.model_validate_json(job.spec)
         sources = _log_sources(platform.launcher.job_dir(job.id), spec, replica)
-    prefix = replica is None and len(sources) > 1
-    if not follow:
-        return PlainTextResponse(logs.tail(sources, tail, prefix))
 
     def finished() -> bool:
         with platform.sessions() as session:
             state = session.scalar(select(JobRow.state).where(JobRow.id == job_id))
         return state in FINAL_STATES
 
-    return StreamingResponse(logs.follow(sources, tail, prefix, finished),
-                             media_type="text/plain; charset=utf-8")
+    return sources, finished
 
 
 def _label(item: str) -> tuple[str, str]:
@@ -118,10 +190,11 @@ def _replicas_by_job(session: SessionDep, rows: list[JobRow]) -> dict[str, list[
         return {}
     attempts = {row.id: row.attempt for row in rows}
     result: dict[str, list[ReplicaRow]] = {}
-    for replica in session.scalars(select(ReplicaRow).where(
-            ReplicaRow.job_id.in_(attempts)).order_by(ReplicaRow.role, ReplicaRow.index)):
-        if replica.attempt == attempts[replica.job_id]:
-            result.setdefault(replica.job_id, []).append(replica)
+    current = [replica for replica in session.scalars(select(ReplicaRow).where(
+        ReplicaRow.job_id.in_(attempts)).order_by(ReplicaRow.role, ReplicaRow.index))
+        if replica.attempt == attempts[replica.job_id]]
+    for replica in job_service.newest_generations(current):
+        result.setdefault(replica.job_id, []).append(replica)
     return result
 
 

@@ -1,0 +1,1 @@
+"""The optimizer passes: each a function (ModelState, PassContext) -> PassOutcome."""
