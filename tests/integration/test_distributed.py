@@ -116,16 +116,16 @@ def _steps(out: Path, rank: int) -> list[int]:
 def test_a_killed_replica_restarts_the_gang_which_resumes_from_its_checkpoint(
         cluster: AipServer) -> None:
     spec = example("resume.yaml")
-    spec["replicas"]["worker"]["env"]["STEPS"] = "25"
+    spec["replicas"]["worker"]["env"]["STEPS"] = "60"  # ~5 s left after step 8 for the kill
     job = cluster.client.submit_job(spec)
-    wait_for(lambda: "step 8" in cluster.client.job_logs(job["id"]), timeout=60,
-             message="eight steps")
+    wait_for(lambda: "step 8" in cluster.client.job_logs(job["id"], replica="worker-1"),
+             timeout=60, message="eight steps of worker-1")
     for pid in _user_pids(cluster, job["id"], "worker-1"):
         os.kill(pid, signal.SIGKILL)
     done = succeeded(cluster, job)
     assert done["restarts"] == 1 and done["attempt"] == 2 and done["max_retries"] == 3
     steps = _steps(Path(done["output_dir"]), 1)
-    assert steps.count(1) == 1 and steps[-1] == 25, steps  # continued, never started over
+    assert steps.count(1) == 1 and steps[-1] == 60, steps  # continued, never started over
     assert "resuming after step" in cluster.client.job_logs(job["id"], replica="worker-1")
     assert any(e["type"] == "Retrying" and "restarting the gang" in e["message"]
                for e in cluster.client.job_events(job["id"]))
@@ -134,9 +134,9 @@ def test_a_killed_replica_restarts_the_gang_which_resumes_from_its_checkpoint(
 def test_restart_policy_replica_restarts_only_the_failed_replica(cluster: AipServer) -> None:
     job = cluster.client.submit_job(gang(
         "alone", "resume_counter.py", max_restarts=1, restart_policy="replica",
-        replica_env={"STEPS": "25", "SLEEP": "0.1"}))
-    wait_for(lambda: "step 8" in cluster.client.job_logs(job["id"]), timeout=60,
-             message="eight steps")
+        replica_env={"STEPS": "60", "SLEEP": "0.1"}))
+    wait_for(lambda: "step 8" in cluster.client.job_logs(job["id"], replica="worker-1"),
+             timeout=60, message="eight steps of worker-1")
     survivor = cluster.client.get_job(job["id"])["replicas"][0]["pid"]
     for pid in _user_pids(cluster, job["id"], "worker-1"):
         os.kill(pid, signal.SIGKILL)
@@ -160,9 +160,11 @@ def test_a_silent_replica_is_failed_as_hung(cluster: AipServer) -> None:
 
 
 def test_a_heartbeat_keeps_a_silent_replica_alive(cluster: AipServer) -> None:
-    code = ("import time, aip\nfor _ in range(8):\n    aip.heartbeat(); time.sleep(0.5)\n")
+    # hang_timeout counts from the launch; 5 s covers the interpreter start and `import aip`
+    # on a busy machine, and the 8 s of silent work outlast it.
+    code = ("import time, aip\nfor _ in range(16):\n    aip.heartbeat(); time.sleep(0.5)\n")
     job = cluster.client.submit_job({
-        "name": "beats", "hang_timeout": "2s", "replicas": {"worker": {
+        "name": "beats", "hang_timeout": "5s", "replicas": {"worker": {
             "command": [sys.executable, "-c", code], "resources": {"cpu": 0.5}}}})
     succeeded(cluster, job)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,8 +114,10 @@ def test_two_replicas_see_distinct_indices_and_disjoint_gpus(server: AipServer) 
     assert [set(map(str, r["gpus"])) for r in done["replicas"]] == devices
 
 
-def test_two_quarter_gpu_replicas_share_one_gpu(server: AipServer) -> None:
-    hold = "import time; print(open(0).read() if False else 'up', flush=True); time.sleep(1.5)"
+def test_two_quarter_gpu_replicas_share_one_gpu(server: AipServer, tmp_path: Path) -> None:
+    release = tmp_path / "release"  # the replicas hold their share until the checks are done
+    hold = (f"import os, time\nfor _ in range(600):\n"
+            f"    if os.path.exists({str(release)!r}): break\n    time.sleep(0.05)")
     job = server.client.submit_job(job_spec(
         "shared", REPORT_ENV + "\n" + hold, count=2, resources={"cpu": 0.5, "gpu": 0.25}))
     running = wait_for(lambda: (j := server.client.get_job(job["id"]))["state"] == "RUNNING"
@@ -125,6 +128,7 @@ def test_two_quarter_gpu_replicas_share_one_gpu(server: AipServer) -> None:
     node = server.client.list_nodes()[0]
     allocated = {g["index"]: g["allocated_milli"] for g in node["gpus"]}
     assert allocated[gpus[0][0]] == 500
+    release.touch()
     done = server.client.wait_job(job["id"], timeout=30)
     seen = [json.loads(server.client.job_logs(job["id"], replica=f"worker-{i}").splitlines()[0])
             for i in range(2)]

@@ -317,8 +317,7 @@ class _Children:
                     return
             received = signal.sigtimedwait(watched, wait)
             if received is not None and received.si_signo in STOP_SIGNALS:
-                self.stop_signalled = True
-                self._relay(received)
+                self._take_stop_signal(received)
 
     def stop(self, timeout: float) -> None:
         """SIGTERM every running child, then SIGKILL those still running after ``timeout``.
@@ -326,6 +325,8 @@ class _Children:
         Children that a stop signal reached already are not sent a second one: a sidecar
         still handling the first (its main process merely ended sooner) would count it as a
         new request. They get the same ``timeout`` to end before the SIGKILL."""
+        while (pending := signal.sigtimedwait(STOP_SIGNALS, 0)) is not None:
+            self._take_stop_signal(pending)  # one that came while the main process ended
         for signum, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
             if signum != signal.SIGTERM or not self.stop_signalled:
                 for pid in list(self.running):
@@ -349,10 +350,11 @@ class _Children:
                 if self.exit_codes[pid] < 0:
                     self.exit_codes[pid] = 128 - self.exit_codes[pid]
 
-    def _relay(self, received: Any) -> None:
+    def _take_stop_signal(self, received: Any) -> None:
         """Forward a stop signal unless the children got it already: from the terminal
         (si_pid 0), or from the parent that leads our process group (the AIP wrapper, which
         signals the whole group)."""
+        self.stop_signalled = True
         sender = received.si_pid
         if sender == 0 or (sender == os.getppid() == os.getpgrp()):
             return
