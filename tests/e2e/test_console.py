@@ -17,6 +17,11 @@ from tests.e2e.conftest import screenshot
 expect = pytest.importorskip("playwright.sync_api").expect
 
 SLEEP = "import time; print('sleeping', flush=True); time.sleep(120)"
+# Waits for a file, not a fixed time: step 1 is shown alone for as long as the test looks.
+# Gives up (failing the job) after 60 s so a test that never creates the file leaves no job.
+STEP_2_AFTER_GO = ("import os, sys, time; print('step 1', flush=True); "
+                   "go = any(os.path.exists('{go}') or time.sleep(0.1) for _ in range(600)); "
+                   "go or sys.exit('no go file within 60 s'); print('step 2', flush=True)")
 BAD_YAML = """name: broken
 replicas:
   worker:
@@ -86,8 +91,9 @@ def test_a_job_submitted_through_the_form_runs_streams_its_logs_and_succeeds(
         page: Any, server: AipServer, tmp_path: Path) -> None:
     page.goto(server.url + "/submit")
     page.fill("#quick-form input[name=name]", "from-form")
-    page.fill("#quick-form input[name=command]", f"{sys.executable} -c \"import time; "
-              "print('step 1', flush=True); time.sleep(4); print('step 2', flush=True)\"")
+    go = tmp_path / "go"  # the job prints step 2 once the test creates it (same machine)
+    page.fill("#quick-form input[name=command]",
+              f"{sys.executable} -c \"{STEP_2_AFTER_GO.format(go=str(go))}\"")
     page.fill("#quick-form input[name=cpu]", "0.5")
     page.fill("#quick-form input[name=memory]", "256Mi")
     page.fill("#quick-form input[name=user]", "alice")
@@ -99,6 +105,7 @@ def test_a_job_submitted_through_the_form_runs_streams_its_logs_and_succeeds(
     expect(state).to_have_text("RUNNING", timeout=20_000)
     expect(logs).to_contain_text("step 1", timeout=10_000)
     assert "step 2" not in logs.inner_text()  # streamed while the job still runs
+    go.touch()
     server.client.log_metrics(job_id, [{"key": "loss", "step": s, "value": 2.0 / (1 + s)}
                                        for s in range(40)])
     expect(state).to_have_text("SUCCEEDED", timeout=20_000)

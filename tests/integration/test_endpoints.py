@@ -75,6 +75,21 @@ def ready_replicas(server: AipServer, name: str, count: int, version: str | None
     return wait_for(check, timeout=timeout, interval=0.2, message=f"{count} ready replicas")
 
 
+def routed(server: AipServer, name: str, timeout: float = 30) -> None:
+    """Wait until the router has the endpoint in its table (the controller pushes the table a
+    moment after a deploy); before that the router answers 404 for it."""
+    router = server.client.get_endpoint(name)["url"].rsplit("/endpoints/", 1)[0]
+    admin = {"Authorization": f"Bearer {server.token}"}  # /-/stats needs the platform token
+
+    def known() -> bool:
+        try:
+            stats = httpx.get(router + "/-/stats", headers=admin, timeout=5)
+        except httpx.HTTPError:  # the router starts with the first endpoint
+            return False
+        return stats.status_code == 200 and name in stats.json()["endpoints"]
+    wait_for(known, timeout=timeout, interval=0.1, message=f"the router routes {name}")
+
+
 def test_deploy_and_invoke_gives_the_models_predictions(server: AipServer,
                                                         models: dict[str, Path]) -> None:
     deployed = server.client.deploy_endpoint({"name": "lin", "model": "models:/linear@production"})
@@ -141,13 +156,14 @@ def test_a_canary_takes_its_share_of_the_traffic(server: AipServer,
 
 
 class Load:
-    """Constant load in a thread: counts answers by status."""
+    """Constant load from ``threads`` clients, each one request at a time: counts answers by
+    status."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, threads: int = 4) -> None:
         self.url, self.token = url, token
         self.statuses: Counter[int] = Counter()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(4)]
+        self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
         with httpx.Client(headers={"Authorization": f"Bearer {self.token}"},
@@ -215,17 +231,21 @@ def test_killing_a_replica_under_load_costs_almost_nothing_and_it_is_replaced(
 
 def test_load_scales_out_to_max_and_quiet_scales_back_to_min(
         server: AipServer, models: dict[str, Path]) -> None:
+    # 8 clients keep well over the 3 in flight that max_replicas × target_in_flight asks
+    # for, and the cooldown is long enough that a moment of low in-flight under load does not
+    # scale in before the third replica is ready.
+    cooldown = 15
     server.client.deploy_endpoint({
         "name": "elastic", "model": "models:/linear/1", "min_replicas": 1, "max_replicas": 3,
-        "autoscaling": {"target_in_flight": 1, "scale_in_cooldown": "3s"}})
+        "autoscaling": {"target_in_flight": 1, "scale_in_cooldown": f"{cooldown}s"}})
     ready_replicas(server, "elastic", 1)
     url = server.client.get_endpoint("elastic")["url"] + "/v1/models/elastic:predict"
-    with Load(url, server.token):
+    with Load(url, server.token, threads=8):
         wait_for(lambda: server.client.get_endpoint("elastic")["replicas"] == 3, timeout=30,
                  message="scale out to 3")
         ready_replicas(server, "elastic", 3, timeout=90)
     wait_for(lambda: len(server.client.get_endpoint("elastic")["replica_list"]) == 1,
-             timeout=60, interval=0.3, message="scale in to 1")
+             timeout=cooldown + 60, interval=0.3, message="scale in to 1")
     server.client.delete_endpoint("elastic")
 
 
@@ -236,6 +256,7 @@ def test_scale_to_zero_and_a_measured_cold_start(server: AipServer,
         "autoscaling": {"scale_to_zero_after": "2s", "scale_in_cooldown": "1s"}})
     wait_for(lambda: not server.client.get_endpoint("sleepy")["replica_list"], timeout=30,
              message="zero replicas")
+    routed(server, "sleepy")  # else the request below may get 404, not a cold start
     started = time.perf_counter()
     answer = server.client.invoke_endpoint("sleepy", {"instances": [[1.0, 0, 0, 0]]})
     cold = time.perf_counter() - started

@@ -3,7 +3,9 @@ closes when full or ``max_wait_ms`` after its first request (waiting only while 
 gains rows), and one bad request fails alone.
 
 The fake model runs on the event loop (no thread) and records each batch's size; waits are
-a few tens of milliseconds of the loop's own clock, never sleeps."""
+tens to a few hundred milliseconds of the loop's own clock, never sleeps. Where a test tells a
+wait from no wait by time, the wait is long enough that a loaded CPU's stalls cannot pass for
+one."""
 
 from __future__ import annotations
 
@@ -104,12 +106,14 @@ async def test_a_lone_request_waits_max_wait_ms_for_company_then_runs() -> None:
 async def test_a_lone_client_stops_paying_the_wait_once_waiting_gains_nothing() -> None:
     loop = asyncio.get_running_loop()
     model = FakeModel()
-    batcher = Batcher(model, max_batch_size=32, max_wait_ms=40)
+    # The batcher learns per wait, not per millisecond; a long wait keeps a request that a
+    # loaded CPU stalls for a few tens of milliseconds from passing for one that waited.
+    batcher = Batcher(model, max_batch_size=32, max_wait_ms=200)
     waits = []
     for value in range(40):  # one client: the next request only after the answer
         started = loop.time()
         await batcher.submit(rows(value))
-        waits.append(loop.time() - started >= 0.040)
+        waits.append(loop.time() - started >= 0.200)
 
     learning = waits.index(False)
     assert 1 <= learning <= 5  # a few waits that gained no row
@@ -121,7 +125,9 @@ async def test_a_lone_client_stops_paying_the_wait_once_waiting_gains_nothing() 
 @in_loop
 async def test_the_wait_comes_back_when_concurrent_requests_would_join() -> None:
     model = FakeModel()
-    batcher = Batcher(model, max_batch_size=32, max_wait_ms=40)
+    # A wait far longer than a trickle: sleeps that overshoot on a loaded CPU still land in
+    # the same batch. A full batch (4 rows) closes at once, so no test pays the whole wait.
+    batcher = Batcher(model, max_batch_size=4, max_wait_ms=200)
     for value in range(10):  # learn that waiting gains nothing
         await batcher.submit(rows(value))
     model.batches.clear()
@@ -138,7 +144,9 @@ async def test_the_wait_comes_back_when_concurrent_requests_would_join() -> None
         await trickle(4)
 
     assert max(model.batches) > 1
-    assert model.batches[-4:] == [4, 4, 4, 4]  # waiting pays again, so every batch waits
+    # waiting pays again, so every batch waits: each trickle's first request, alone in the
+    # batcher when it arrives, waits for the 3 that follow it
+    assert model.batches[-4:] == [4, 4, 4, 4]
     await batcher.close()
 
 

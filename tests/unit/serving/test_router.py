@@ -24,12 +24,22 @@ from aip.testing.server import free_port, wait_for
 ADMIN, TOKEN = "admin-secret", "endpoint-secret"
 
 
+# How long a held request waits for its gate at most: a test that fails before opening the
+# gate leaves no request hanging for ever.
+GATE_LIMIT = 30.0
+
+
 class Upstream:
     """A replica stand-in: /v2/health/ready answers 200 (or 503 when ``ready`` is False);
-    anything else answers {"replica": id} after ``delay`` seconds."""
+    anything else answers {"replica": id} once ``gate`` is open. ``held=True`` starts with the
+    gate closed, so requests stay in flight until the test calls ``release()``: no timing."""
 
-    def __init__(self, name: str, delay: float = 0.0) -> None:
-        self.name, self.delay, self.ready, self.hits = name, delay, True, 0
+    def __init__(self, name: str, held: bool = False) -> None:
+        self.name, self.ready, self.hits = name, True, 0
+        self.gate = threading.Event()
+        if not held:
+            self.gate.set()
+        hits_lock = threading.Lock()
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +52,9 @@ class Upstream:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(length)
-                upstream.hits += 1
-                time.sleep(upstream.delay)
+                with hits_lock:
+                    upstream.hits += 1
+                upstream.gate.wait(timeout=GATE_LIMIT)
                 self._answer(200, {"replica": upstream.name, "path": self.path,
                                    "echo": body.decode()})
 
@@ -60,7 +71,12 @@ class Upstream:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def release(self) -> None:
+        """Open the gate: held requests answer, later ones answer at once."""
+        self.gate.set()
+
     def stop(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -163,17 +179,20 @@ def test_a_shadow_gets_copies_whose_answers_are_not_returned(router: str) -> Non
 
 
 def test_least_outstanding_prefers_the_idle_replica(router: str) -> None:
-    slow, fast = Upstream("slow", delay=2.0), Upstream("fast")
+    slow, fast = Upstream("slow", held=True), Upstream("fast")
     push(router, version("1", slow))
-    held = threading.Thread(target=lambda: infer(httpx.Client(timeout=10), router))
-    held.start()  # one request outstanding on the slow replica
-    wait_for(lambda: slow.hits == 1, timeout=5, message="the slow replica busy")
-    push(router, version("1", slow, fast))  # the router keeps slow's outstanding count
-    with httpx.Client() as client:
-        assert {infer(client, router).json()["replica"] for _ in range(10)} == {"fast"}
-    held.join()
-    slow.stop()
-    fast.stop()
+    held = threading.Thread(target=lambda: infer(httpx.Client(timeout=GATE_LIMIT), router))
+    held.start()  # one request outstanding on the slow replica until it is released
+    try:
+        wait_for(lambda: slow.hits == 1, timeout=5, message="the slow replica busy")
+        push(router, version("1", slow, fast))  # the router keeps slow's outstanding count
+        with httpx.Client() as client:
+            assert {infer(client, router).json()["replica"] for _ in range(10)} == {"fast"}
+    finally:
+        slow.release()
+        held.join()
+        slow.stop()
+        fast.stop()
 
 
 def test_with_no_replica_a_request_waits_for_a_cold_start(router: str) -> None:
@@ -207,10 +226,19 @@ def test_a_body_over_the_limit_is_refused(router: str) -> None:
 
 def test_beyond_max_in_flight_per_replica_requests_are_shed_with_retry_after(
         router: str) -> None:
-    slow_a, slow_b = Upstream("shed-a", delay=1.0), Upstream("shed-b", delay=1.0)
+    slow_a, slow_b = Upstream("shed-a", held=True), Upstream("shed-b", held=True)
     push(router, version("1", slow_a, slow_b), max_in_flight_per_replica=2)
-    with httpx.Client(timeout=10) as client, ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: infer(client, router), range(8)))
+    with httpx.Client(timeout=GATE_LIMIT) as client, ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(infer, client, router) for _ in range(8)]
+        try:  # the admitted 4 are held upstream, so the other 4 meet a full endpoint
+            wait_for(lambda: sum(future.done() for future in futures) >= 4, timeout=10,
+                     message="4 requests shed")
+            wait_for(lambda: slow_a.hits + slow_b.hits >= 4, timeout=10,
+                     message="4 requests held upstream")
+        finally:
+            slow_a.release()
+            slow_b.release()
+        answers = [future.result() for future in futures]
 
     codes = Counter(answer.status_code for answer in answers)
     assert codes == {200: 4, 503: 4}  # 2 per ready replica, 2 ready replicas
