@@ -578,6 +578,7 @@ def _endpoint_error(name: str, response: httpx.Response) -> AIPError:
         field = body.get("field")
     except ValueError:
         message, field = response.text[:500], None
-    cls = {400: InvalidSpec, 401: Unauthorized, 404: NotFound, 413: InvalidSpec,
-           422: InvalidSpec}.get(response.status_code, AIPError)
+    by_status: dict[int, type[AIPError]] = {400: InvalidSpec, 401: Unauthorized, 404: NotFound,
+                                             413: InvalidSpec, 422: InvalidSpec}
+    cls = by_status.get(response.status_code, AIPError)
     return cls(f"endpoint {name}: {message}", fields={str(field): message} if field else None)

@@ -45,10 +45,22 @@ class AIPError(Exception):
 
 
 class InvalidSpec(AIPError):
-    """A job, queue or node spec is malformed or breaks a rule."""
+    """A job, queue or node spec is malformed or breaks a rule.
+
+    ``lines`` maps a field path, or ``DOCUMENT`` for text that does not parse, to its line in
+    the source text where that is known; it is not part of the wire body."""
 
     code = "invalid_spec"
     http_status = 422
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None,
+                 lines: dict[str, int] | None = None) -> None:
+        super().__init__(message, fields=fields)
+        self.lines: dict[str, int] = dict(lines or {})
+
+
+# ``InvalidSpec.lines``' key for the whole text: YAML or JSON that does not parse.
+DOCUMENT = "(document)"
 
 
 class Unschedulable(AIPError):

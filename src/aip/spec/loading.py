@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from aip.errors import InvalidSpec
+from aip.errors import DOCUMENT, InvalidSpec
 
 Model = TypeVar("Model", bound=BaseModel)
 Path = tuple[str | int, ...]
@@ -25,7 +25,7 @@ def load_yaml(text: str, model: type[Model], *, source: str = "spec") -> Model:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidSpec(_yaml_message(exc, source)) from None
+        raise _yaml_error(exc, source) from None
     if not isinstance(data, dict):
         raise InvalidSpec(
             f"{source}: expected a mapping of fields (name, replicas, ...) at the top")
@@ -47,30 +47,33 @@ def invalid_spec_from(
     exc: ValidationError, model: type[BaseModel], *, source: str, lines: dict[Path, int]
 ) -> InvalidSpec:
     fields: dict[str, str] = {}
+    field_lines: dict[str, int] = {}
     for error in exc.errors(include_url=False):
         loc = _clean_loc(error["loc"])
         path = ".".join(str(part) for part in loc) or "(top level)"
-        text = _error_text(error, loc, model)
+        if path in fields:
+            continue
+        fields[path] = _error_text(error, loc, model)
         line = _nearest_line(loc, lines)
         if line is not None:
-            text += f" (line {line})"
-        fields.setdefault(path, text)
+            fields[path] += f" (line {line})"
+            field_lines[path] = line
     summary = "; ".join(f"{path}: {text}" for path, text in fields.items())
-    return InvalidSpec(f"invalid {source}: {summary}", fields=fields)
+    return InvalidSpec(f"invalid {source}: {summary}", fields=fields, lines=field_lines)
 
 
-def _yaml_message(exc: yaml.YAMLError, source: str) -> str:
+def _yaml_error(exc: yaml.YAMLError, source: str) -> InvalidSpec:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is None:
-        return f"{source} is not valid YAML: {problem}"
+        return InvalidSpec(f"{source} is not valid YAML: {problem}")
     message = (f"{source} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}: "
                f"{problem}")
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
     if context and context_mark is not None and context_mark.line != mark.line:
         message += f" ({context} started at line {context_mark.line + 1}, column " \
                    f"{context_mark.column + 1})"
-    return message
+    return InvalidSpec(message, lines={DOCUMENT: mark.line + 1})
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Path:

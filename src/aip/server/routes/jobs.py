@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -17,12 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from aip.control import jobs as job_service
 from aip.control.platform import Platform
 from aip.control.states import FINAL_STATES
-from aip.errors import InvalidSpec
+from aip.errors import DOCUMENT, InvalidSpec
 from aip.server import logs
-from aip.server.bodies import body_schema, parse_body
+from aip.server.bodies import body_schema, body_text, is_yaml, parse_body, parse_text
 from aip.server.deps import PlatformDep, SessionDep
 from aip.server.schemas import EventList, JobPage, JobPublic, event_public, job_public
-from aip.spec import JobSpec, load_yaml, validate
+from aip.spec import JobSpec
 from aip.store.tables import JobRow, ReplicaRow
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -55,8 +53,7 @@ async def validate_job(request: Request) -> SpecCheck:
     """Check a job spec against the server's schema without submitting it: 200 with
     ``valid`` and one error per field (its path, message and YAML line). Whether the queue
     exists and a node could hold the job is checked at submit."""
-    text = (await request.body()).decode("utf-8", errors="replace")
-    return check_spec(text, yaml_body="yaml" in request.headers.get("content-type", ""))
+    return check_spec(await body_text(request), yaml_body=is_yaml(request))
 
 
 def submit_spec(platform: Platform, spec: JobSpec) -> JobPublic:
@@ -78,30 +75,16 @@ def submit_spec(platform: Platform, spec: JobSpec) -> JobPublic:
 def check_spec(text: str, *, yaml_body: bool) -> SpecCheck:
     """The result of validating ``text`` (YAML or JSON) as a JobSpec, errors as data."""
     try:
-        if yaml_body:
-            load_yaml(text, JobSpec, source="job spec")
-        else:
-            try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise InvalidSpec(f"job spec is not valid JSON: {exc}") from None
-            validate(data, JobSpec, source="job spec")
+        parse_text(text, JobSpec, "job spec", yaml_text=yaml_body)
     except InvalidSpec as exc:
-        errors = [SpecError(field=path, message=message, line=_line(message))
-                  for path, message in exc.fields.items()]
-        if not errors:  # malformed YAML/JSON: one error for the whole text
-            errors = [SpecError(field="(document)", message=exc.message,
-                                line=_line(exc.message))]
+        if DOCUMENT in exc.lines or not exc.fields:  # does not parse: one error for the text
+            errors = [SpecError(field=DOCUMENT, message=exc.message,
+                                line=exc.lines.get(DOCUMENT))]
+        else:
+            errors = [SpecError(field=path, message=message, line=exc.lines.get(path))
+                      for path, message in exc.fields.items()]
         return SpecCheck(valid=False, message=exc.message, errors=errors)
     return SpecCheck(valid=True, message=None, errors=[])
-
-
-def _line(message: str) -> int | None:
-    found = _LINE.search(message)
-    return int(found.group(1)) if found else None
-
-
-_LINE = re.compile(r"\bline (\d+)")
 
 
 @router.get("", response_model=JobPage)
