@@ -20,6 +20,7 @@ from aip.console.web import ConsoleRoute, CurrentSession, render
 from aip.control import jobs as job_service
 from aip.control import tracking as tracking_service
 from aip.control.states import FINAL_STATES
+from aip.control.usage import live_replicas
 from aip.server import logs
 from aip.server.deps import PlatformDep, SessionDep
 from aip.server.routes import jobs as job_routes
@@ -34,9 +35,10 @@ MAX_CHARTS = 6
 @router.get("/")
 def overview_page(request: Request, _: CurrentSession, store: SessionDep,
                   platform: PlatformDep) -> Response:
+    live = live_replicas(store)  # one load for the capacity meters and the queue usage
     return render(request, "overview.html", nav="overview",
-                  overview=queries.overview(store, platform),
-                  queues=queries.queue_cards(store, platform, pending_limit=0),
+                  overview=queries.overview(store, platform, live),
+                  queues=queries.queue_cards(store, platform, pending_limit=0, live=live),
                   events=queries.recent_events(store))
 
 

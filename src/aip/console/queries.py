@@ -22,7 +22,7 @@ from aip.control.platform import Platform
 from aip.control.snapshot import placement_from_json
 from aip.control.states import JobState
 from aip.control.usage import job_counts_by_queue, live_replicas, node_usage, queue_usages
-from aip.store.tables import EventRow, JobRow
+from aip.store.tables import EventRow, JobRow, ReplicaRow
 
 STATES = [state.value for state in JobState]
 PAGE_SIZE = 50
@@ -141,9 +141,10 @@ class JobListing:
     labels: dict[str, dict[str, str]]  # job id -> labels
 
 
-def overview(session: Session, platform: Platform) -> Overview:
+def overview(session: Session, platform: Platform,
+             live: list[ReplicaRow] | None = None) -> Overview:
     nodes = list(platform.nodes())
-    usage = node_usage(session)
+    usage = node_usage(session, live)
     cpu = Meter("CPU", sum(n.cpu_milli for n in nodes) / 1000,
                 sum(usage.get(n.name, {}).get("cpu_milli", 0) for n in nodes) / 1000, "cores")
     memory = Meter("Memory", sum(n.memory_bytes for n in nodes),
@@ -191,9 +192,9 @@ def recent_events(session: Session, limit: int = 12,
 
 
 def node_cards(session: Session, platform: Platform) -> list[NodeCard]:
-    usage = node_usage(session)
-    replicas_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     live = live_replicas(session)
+    usage = node_usage(session, live)
+    replicas_by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     names = dict(session.execute(select(JobRow.id, JobRow.name).where(
         JobRow.id.in_({r.job_id for r in live}))).tuples().all()) if live else {}
     for replica in live:
@@ -261,9 +262,9 @@ def queue_names(session: Session) -> list[str]:
     return [spec.name for spec in queue_service.list_all(session)]
 
 
-def queue_cards(session: Session, platform: Platform, pending_limit: int = 20
-                ) -> list[QueueCard]:
-    usage = queue_usages(session, list(platform.nodes()))
+def queue_cards(session: Session, platform: Platform, pending_limit: int = 20,
+                live: list[ReplicaRow] | None = None) -> list[QueueCard]:
+    usage = queue_usages(session, list(platform.nodes()), live)
     counts = job_counts_by_queue(session)  # pending, admitted, running: what cards show
     cards = []
     for spec in queue_service.list_all(session):

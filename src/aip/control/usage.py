@@ -20,11 +20,13 @@ def live_replicas(session: Session) -> list[ReplicaRow]:
         ReplicaRow.state.in_(tuple(LIVE_REPLICA_STATES)))).all())
 
 
-def node_usage(session: Session) -> dict[str, dict[str, Any]]:
-    """node -> {cpu_milli, memory_bytes, gpu_milli: {index: milli}, accelerators: {kind: n}}"""
+def node_usage(session: Session,
+               live: list[ReplicaRow] | None = None) -> dict[str, dict[str, Any]]:
+    """node -> {cpu_milli, memory_bytes, gpu_milli: {index: milli}, accelerators: {kind: n}},
+    from ``live`` when the caller loaded the live replicas already."""
     usage: dict[str, dict[str, Any]] = defaultdict(lambda: {
         "cpu_milli": 0, "memory_bytes": 0, "gpu_milli": Counter(), "accelerators": Counter()})
-    for replica in live_replicas(session):
+    for replica in live_replicas(session) if live is None else live:
         placement = placement_from_json(replica.placement)
         node = usage[placement.node]
         node["cpu_milli"] += placement.cpu_milli
@@ -36,8 +38,10 @@ def node_usage(session: Session) -> dict[str, dict[str, Any]]:
     return usage
 
 
-def queue_usages(session: Session, nodes: list[Node]) -> dict[str, dict[str, int]]:
-    live = live_replicas(session)
+def queue_usages(session: Session, nodes: list[Node],
+                 live: list[ReplicaRow] | None = None) -> dict[str, dict[str, int]]:
+    if live is None:
+        live = live_replicas(session)
     holders = {r.job_id for r in live}
     jobs = {j.id: j for j in session.scalars(select(JobRow).where(JobRow.id.in_(holders)))}
     snapshot = build_snapshot(nodes, queue_service.list_all(session), allocations(jobs, live), [])
