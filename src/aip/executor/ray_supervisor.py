@@ -135,12 +135,14 @@ class NodeAgent:
             supervisor.signal(name)
 
     def forget(self, replica_id: str) -> None:
-        """The control plane has the outcome: stop what may still run, remove the files."""
+        """The control plane has the outcome: stop what may still run, remove the files.
+        Under the lock, so a replica is listed until its files are gone and a relaunch of
+        the same id cannot have its new files removed by this."""
         with self._lock:
             supervisor = self._replicas.pop(replica_id, None)
             self._failed.pop(replica_id, None)
-        if supervisor is not None:
-            supervisor.close()
+            if supervisor is not None:
+                supervisor.close()
 
     def replica_ids(self) -> list[str]:
         with self._lock:
