@@ -125,6 +125,19 @@ def test_cancel_stops_a_running_job(page: Any, server: AipServer) -> None:
     assert server.client.get_job(job["id"])["state"] == "CANCELLED"
 
 
+def test_resubmit_runs_the_same_spec_as_a_new_job(page: Any, server: AipServer) -> None:
+    first = server.client.submit_job(job_spec("again", "print('ran once more')"))
+    assert server.client.wait_job(first["id"], timeout=30)["state"] == "SUCCEEDED"
+    page.goto(f"{server.url}/jobs/{first['id']}")
+    page.click("[data-testid=resubmit]")
+    page.wait_for_url(re.compile(r"/jobs/(?!" + re.escape(first["id"]) + r"$)[^/]+$"))
+    second_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator("[data-testid=job-state]")).to_have_text("SUCCEEDED", timeout=30_000)
+    second = server.client.get_job(second_id)
+    assert second["spec"] == server.client.get_job(first["id"])["spec"]
+    assert server.client.job_logs(second_id).strip() == "ran once more"
+
+
 def test_invalid_yaml_is_rejected_with_the_field_named(page: Any, server: AipServer) -> None:
     page.goto(server.url + "/submit")
     page.fill("#yaml", BAD_YAML)

@@ -101,3 +101,20 @@ def test_a_registered_model_is_optimized_into_a_new_onnx_version(
     assert {item["path"] for item in detail["files"]} >= {"model.onnx", "report.json",
                                                            "report.md"}
     assert detail["manifest"]["metadata"]["optimized_from"] == "models:/mlp-opt/1"
+
+
+def test_a_registered_model_of_another_flavor_is_refused_by_name(
+        server: AipServer, tmp_path: Path) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    rows = np.random.default_rng(0).standard_normal((32, 4))
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(rows, label=rows[:, 0] > 0),
+                            num_boost_round=2)
+    booster.save_model(tmp_path / "booster.ubj")
+    registered = server.cli("model", "register", "trees", "--path", str(tmp_path / "booster.ubj"))
+    assert registered.returncode == 0, registered.stderr
+    done = server.cli("optimize", "models:/trees/1", "--dest", str(tmp_path / "out"), *FAST)
+    assert done.returncode != 0
+    assert "models:/trees/1 has flavor xgboost" in done.stderr
+    assert "aip optimize reads onnx and pytorch (TorchScript) versions" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

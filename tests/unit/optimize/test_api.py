@@ -252,6 +252,18 @@ def test_an_export_the_guard_rolls_back_ends_the_run_with_its_reason(
     assert "outputs differ from the reference" in raised.value.fields["model"]
 
 
+def test_a_pt_file_that_is_not_torchscript_is_named_with_the_fix(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "weights.pt"
+    torch.save(torch_mlp().state_dict(), path)  # a state dict: a zip, but no TorchScript
+    with pytest.raises(InvalidSpec) as raised:
+        aip.optimize(path, np.zeros((1, FEATURES), np.float32), output_dir=tmp_path / "out")
+    assert raised.value.fields.keys() == {"model"}
+    message = str(raised.value)
+    assert "weights.pt is not a TorchScript file" in message
+    assert "torch.jit.save(torch.jit.script(model), path)" in message
+
+
 def test_empty_weight_scale_settings_are_named(mlp_path: Path) -> None:
     for name in ("per_channel", "dynamic_per_channel"):
         with pytest.raises(InvalidSpec) as raised:

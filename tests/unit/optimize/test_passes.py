@@ -144,6 +144,44 @@ def test_the_export_carries_no_stack_traces_of_the_users_code(tmp_path: Path) ->
     assert __file__ not in model.SerializeToString().decode("latin-1")
 
 
+def test_a_fixed_field_count_is_exported_with_a_dynamic_batch(tmp_path: Path) -> None:
+    """Integer ids (batch, fields) are first given a dynamic second axis, as token sequences
+    are; a model that flattens a fixed number of fields gets that axis specialized, and the
+    batch axis stays dynamic."""
+    torch = pytest.importorskip("torch")
+    import onnx
+    import onnxruntime
+
+    from aip.optimize.passes.export import export_module
+
+    fields, width = 3, 4
+
+    class FieldsModel(torch.nn.Module):  # CTR-style: one embedding per field, concatenated
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = torch.nn.Embedding(20, width)
+            self.head = torch.nn.Linear(fields * width, 1)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embedding(ids).flatten(1))
+
+    torch.manual_seed(0)
+    model = FieldsModel().eval()
+    specs = [InputSpec("ids", np.dtype("int64"), (None, fields))]
+    ids = np.arange(2 * fields, dtype=np.int64).reshape(2, fields)
+
+    assert export_module(model, {"ids": ids}, specs, tmp_path / "fields.onnx") == "dynamo"
+
+    shape = onnx.load(str(tmp_path / "fields.onnx")).graph.input[0].type.tensor_type.shape
+    assert [d.dim_param or d.dim_value for d in shape.dim] == ["batch", fields]
+    session = onnxruntime.InferenceSession(str(tmp_path / "fields.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    many = np.random.default_rng(0).integers(0, 20, (7, fields)).astype(np.int64)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(many)).numpy()
+    np.testing.assert_allclose(session.run(None, {"ids": many})[0], expected, atol=1e-5)
+
+
 def test_a_files_verdict_is_computed_once_until_the_file_changes(
         tmp_path: Path, mlp_path: Path, quick: OptimizeOptions,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,12 +1,13 @@
 """Pass ``export``: PyTorch (eager or TorchScript) to ONNX, with dynamic batch and sequence.
 
 The dynamo exporter (``torch.onnx.export(dynamo=True)``, built on ``torch.export``) goes
-first: it is the supported path and captures more of Python. When it fails and a 2-D
-integer input was given a dynamic sequence axis, it is tried again with the batch axis only
-(the "sequence" may be a fixed number of feature fields that the model reshapes). Where it
-still fails (data-dependent control flow, an op it cannot translate, a TorchScript module),
-the TorchScript exporter gets a go. When both fail the error names the operator and the
-usual workarounds, instead of two pages of exporter traceback.
+first: it is the supported path and captures more of Python. A 2-D integer input gets a
+dynamic sequence axis; where the model fixes that axis (CTR ids: a set number of feature
+fields, flattened into a linear layer) the exporter specializes it to the example's length
+and keeps the batch axis dynamic. Where dynamo fails (data-dependent control flow, an op it
+cannot translate, a TorchScript module), the TorchScript exporter gets a go. When both fail
+the error names the operator and the usual workarounds, instead of two pages of exporter
+traceback.
 
     exporter = export_module(module, example_feeds, specs, out_path)   # "dynamo", ...
 """
@@ -66,13 +67,6 @@ def export_module(module: Any, example: Feeds, specs: Sequence[InputSpec], path:
             return "dynamo"
         except Exception as dynamo_error:
             first_error = dynamo_error
-        batch_only = {name: {0: "batch"} for name in names}
-        if batch_only != axes:  # the "sequence" was a fixed field count (CTR ids, say)
-            try:
-                _export_dynamo(module, args, names, batch_only, path, opset)
-                return "dynamo (batch axis only)"
-            except Exception:
-                pass
         try:
             _export_torchscript(module, args, names, axes, path, opset)
             return "torchscript"
