@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aip.errors import AIPError
 from aip.optimize.data import Feeds, InputSpec
@@ -36,6 +36,10 @@ from aip.optimize.guard import Guard, Verdict
 from aip.optimize.measure import MeasureSettings, Speed, measure_speed
 from aip.optimize.report import PassReport, Status
 from aip.optimize.sessions import file_size, open_session, run_batched, runner
+
+if TYPE_CHECKING:  # api and sources import this module
+    from aip.optimize.api import OptimizeOptions
+    from aip.optimize.sources import Source
 
 HEAD_TO_HEAD_ROUNDS = 3
 QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxruntime",
@@ -83,11 +87,18 @@ class PassContext:
     example: Feeds
     eval_feeds: Feeds
     guard: Guard
-    options: Any  # aip.optimize.api.OptimizeOptions (typed there; avoids an import cycle)
+    options: OptimizeOptions
     calib: Feeds | None = None
-    source: Any = None  # aip.optimize.sources.Source
+    source: Source | None = None
     progress: ProgressCallback = field(default=lambda event: None)
     verdicts: dict[tuple[str, int, bool], Verdict] = field(default_factory=dict, repr=False)
+
+    @property
+    def given(self) -> Source:
+        """The model the user handed over (passes that read it run with one)."""
+        if self.source is None:
+            raise RuntimeError("this pass reads the source model: PassContext.source is unset")
+        return self.source
 
     def verdict(self, path: Path, *, lossless: bool = False) -> Verdict:
         """The guard's verdict on ``path`` (passes that compare candidates of their own ask

@@ -38,7 +38,7 @@ _OPERATOR_PATTERNS = (
 
 def export_pass(state: ModelState, context: PassContext) -> PassOutcome:
     """Export the source module; an ONNX source needs no export."""
-    source = context.source
+    source = context.given
     if source.kind == "onnx":
         return PassOutcome(ModelState(path=source.onnx_path, quantize_from=source.onnx_path),
                            "", {"exporter": "none (the input is ONNX)"})

@@ -25,10 +25,10 @@ def prune_pass(state: ModelState, context: PassContext) -> PassOutcome:
     if not amount:
         return PassOutcome.skipped("not asked for (prune=0.3 zeroes 30% of each layer's "
                                    "channels)")
-    if context.source.kind != "torch":
+    if context.given.kind != "torch":
         return PassOutcome.skipped("pruning needs the PyTorch nn.Module, not "
-                                   f"{context.source.description}")
-    module, pruned = prune_module(state.module or context.source.module, amount,
+                                   f"{context.given.description}")
+    module, pruned = prune_module(state.module or context.given.module, amount,
                                   context.options.fine_tune)
     out = context.workdir / "prune.onnx"
     exporter = export_module(module, context.example, context.specs, out,
