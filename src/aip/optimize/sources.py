@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,19 @@ class Source:
     example: Feeds
     module: Any = None
     onnx_path: Path | None = None
+    # The basic-optimization session that read an ONNX source's inputs; the first reference
+    # outputs run on it instead of loading the file again, then it is let go.
+    reference_session: Any = field(default=None, repr=False)
 
     def outputs(self, feeds: Feeds, batch_size: int = 256) -> list[np.ndarray]:
         """The model's outputs as numpy arrays: the fp32 reference. ONNX models run with
         basic (lossless) graph optimizations only."""
         if self.kind == "onnx":
             assert self.onnx_path is not None
-            return run_batched(open_session(self.onnx_path, "cpu", basic_only=True), feeds,
-                               batch_size=batch_size)
+            session, self.reference_session = self.reference_session, None  # not held after
+            if session is None:
+                session = open_session(self.onnx_path, "cpu", basic_only=True)
+            return run_batched(session, feeds, batch_size=batch_size)
         import torch
 
         parts = []
@@ -155,7 +160,8 @@ def _from_onnx(path: Path, example_inputs: Any) -> Source:
     specs = input_specs(session)
     example = (to_feeds(example_inputs, specs, field="example_inputs")
                if example_inputs is not None else _synthetic_example(specs))
-    return Source("onnx", f"ONNX {path.name}", specs, example, onnx_path=path)
+    return Source("onnx", f"ONNX {path.name}", specs, example, onnx_path=path,
+                  reference_session=session)
 
 
 def _from_module(module: Any, example_inputs: Any, kind: str, description: str) -> Source:
