@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from aip.optimize.data import Feeds, tile  # noqa: E402
 from aip.optimize.guard import auc, mean_cosine  # noqa: E402
-from aip.optimize.measure import MeasureSettings, measure_speed  # noqa: E402
+from aip.optimize.measure import MeasureSettings, measure_in_rounds  # noqa: E402
 from aip.optimize.sessions import file_size  # noqa: E402
 from aip.optimize.sessions import runner as session_runner  # noqa: E402
 
@@ -158,19 +157,14 @@ def run_case(case: Case, settings: MeasureSettings, *, compile_module: bool) -> 
 
 def _time_in_rounds(variants: list[tuple[Row, Callable[[Feeds], Any]]], example: Feeds,
                     settings: MeasureSettings, rounds: int = 3) -> None:
-    """Each variant timed in a block (with its own warm-up, which absorbs the previous
-    variant's spinning threads), the blocks repeated in ``rounds``; medians of the rounds
-    go into the rows, so a neighbour's burst of load cannot decide a comparison."""
+    """The variants timed in alternating rounds (``measure_in_rounds``), each round a third
+    of the time budget; the medians go into the rows."""
     block = replace(settings, min_seconds=settings.min_seconds / rounds)
-    speeds: dict[int, list[Any]] = {index: [] for index in range(len(variants))}
-    for _ in range(rounds):
-        for index, (_, runner) in enumerate(variants):
-            speeds[index].append(measure_speed(runner, example, block))
-    for index, (row, _) in enumerate(variants):
-        row.latency_ms_p50 = statistics.median(s.latency_ms_p50 for s in speeds[index])
-        row.throughput = statistics.median(s.throughput for s in speeds[index])
-        row.metrics["runs_b1"] = sum(s.latency_runs for s in speeds[index])
-        row.metrics["runs_b32"] = sum(s.throughput_runs for s in speeds[index])
+    speeds = measure_in_rounds([run for _, run in variants], example, block, rounds)
+    for (row, _), speed in zip(variants, speeds, strict=True):
+        row.latency_ms_p50, row.throughput = speed.latency_ms_p50, speed.throughput
+        row.metrics["runs_b1"] = speed.latency_runs
+        row.metrics["runs_b32"] = speed.throughput_runs
 
 
 # -- the models -------------------------------------------------------------------------------

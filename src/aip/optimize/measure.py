@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,24 @@ def measure_speed(run: Callable[[Feeds], Any], example: Mapping[str, np.ndarray]
         latency_runs=len(single_times),
         throughput_runs=len(many_times),
     )
+
+
+def measure_in_rounds(runs: Sequence[Callable[[Feeds], Any]], example: Mapping[str, np.ndarray],
+                      settings: MeasureSettings, rounds: int, *,
+                      clock: Callable[[], float] = time.perf_counter) -> list[Speed]:
+    """Each of ``runs`` timed in a block (with its own warm-up, which absorbs the previous
+    block's spinning threads), the blocks repeated ``rounds`` times; per run the medians of
+    its rounds and the timed calls summed. A neighbour's burst of load on a shared machine
+    then cannot decide a comparison."""
+    samples: list[list[Speed]] = [[] for _ in runs]
+    for _ in range(rounds):
+        for sample, run in zip(samples, runs, strict=True):
+            sample.append(measure_speed(run, example, settings, clock=clock))
+    return [Speed(latency_ms_p50=statistics.median(s.latency_ms_p50 for s in sample),
+                  throughput=statistics.median(s.throughput for s in sample),
+                  latency_runs=sum(s.latency_runs for s in sample),
+                  throughput_runs=sum(s.throughput_runs for s in sample))
+            for sample in samples]
 
 
 def time_calls(call: Callable[[], Any], settings: MeasureSettings,

@@ -20,7 +20,6 @@ import contextlib
 import io
 import logging
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +32,7 @@ from aip.errors import AIPError
 from aip.optimize.data import Feeds, InputSpec
 from aip.optimize.errors import first_line
 from aip.optimize.guard import Guard, Verdict
-from aip.optimize.measure import MeasureSettings, Speed, measure_speed
+from aip.optimize.measure import MeasureSettings, Speed, measure_in_rounds, measure_speed
 from aip.optimize.report import PassReport, Status
 from aip.optimize.sessions import file_size, open_session, run_batched, runner
 
@@ -281,19 +280,16 @@ def _head_to_head(current_path: Path, current: PassReport, candidate_path: Path,
     """Time the current model and the chosen candidate in alternating rounds and take
     medians, so a busy neighbour on a shared machine cannot decide for us; the candidate's
     row gets the new numbers, and a copy of the current row is returned for comparison."""
-    sessions = [open_session(path, context.target) for path in (current_path, candidate_path)]
-    samples: list[list[Speed]] = [[], []]
-    for _ in range(HEAD_TO_HEAD_ROUNDS):
-        for index, session in enumerate(sessions):
-            samples[index].append(measure_speed(runner(session), context.example,
-                                                _settings(context)))
-    medians = [(statistics.median(s.latency_ms_p50 for s in runs),
-                statistics.median(s.throughput for s in runs)) for runs in samples]
-    candidate.latency_ms_p50, candidate.throughput = medians[1]
+    against, chosen = measure_in_rounds(
+        [runner(open_session(path, context.target)) for path in (current_path, candidate_path)],
+        context.example, _settings(context), HEAD_TO_HEAD_ROUNDS)
+    candidate.latency_ms_p50, candidate.throughput = chosen.latency_ms_p50, chosen.throughput
     candidate.details["head_to_head"] = {
         "rounds": HEAD_TO_HEAD_ROUNDS, "against": current.name,
-        "against_latency_ms_p50": medians[0][0], "against_throughput": medians[0][1]}
-    return replace(current, latency_ms_p50=medians[0][0], throughput=medians[0][1])
+        "against_latency_ms_p50": against.latency_ms_p50,
+        "against_throughput": against.throughput}
+    return replace(current, latency_ms_p50=against.latency_ms_p50,
+                   throughput=against.throughput)
 
 
 def _objective(context: PassContext) -> Callable[[PassReport], float]:

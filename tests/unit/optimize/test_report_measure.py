@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aip.optimize.measure import MeasureSettings, measure_speed, time_calls
+from aip.optimize.measure import MeasureSettings, measure_in_rounds, measure_speed, time_calls
 from aip.optimize.report import OptimizeReport, PassReport, Status, report_from_dict
 
 
@@ -74,3 +74,23 @@ def test_measure_speed_times_batch_one_and_batch_thirty_two() -> None:
     assert set(seen) == {1, 32}
     assert speed.latency_ms_p50 == pytest.approx(4.0)
     assert speed.throughput == pytest.approx(32 / 0.004)
+
+
+def test_rounds_take_medians_so_one_burst_of_load_does_not_decide() -> None:
+    now = [0.0]
+    calls = itertools.count()
+
+    def steady(_: object) -> None:  # 2 ms a call, every round
+        now[0] += 0.002
+
+    def faster_but_hit(_: object) -> None:  # 1 ms a call, 50 ms in its second round
+        now[0] += 0.050 if 6 <= next(calls) < 12 else 0.001  # 6 calls a round: 3 + 3
+
+    settings = MeasureSettings(warmup=0, min_runs=3, max_runs=3, min_seconds=0.0)
+    fast, slow = measure_in_rounds([faster_but_hit, steady], {"x": np.zeros((1, 2))},
+                                   settings, 3, clock=lambda: now[0])
+
+    assert fast.latency_ms_p50 == pytest.approx(1.0)
+    assert slow.latency_ms_p50 == pytest.approx(2.0)
+    assert fast.throughput == pytest.approx(32 / 0.001)
+    assert fast.latency_runs == slow.throughput_runs == 9
