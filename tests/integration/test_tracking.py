@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from aip.testing.server import AipServer, job_spec
 
@@ -126,11 +125,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AipServer]:
         pytest.skip(problem)
     root = tmp_path_factory.mktemp("tracking-s3")
     with MotoS3(root / "moto") as s3:
-        server = AipServer(root / "aip-home", env=s3.env)
-        config_path = server.home / "config.yaml"
-        config = yaml.safe_load(config_path.read_text())
-        config["storage"] = s3.storage_config
-        config_path.write_text(yaml.safe_dump(config))
+        server = AipServer(root / "aip-home", env=s3.env, storage=s3.storage_config)
         with server:
             server.s3 = s3  # type: ignore[attr-defined]
             yield server
