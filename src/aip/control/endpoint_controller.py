@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aip.control import endpoints as endpoint_service
 from aip.control import jobs as job_service
 from aip.control.states import FINAL_STATES, JobState, ReplicaState
+from aip.processes import stop_process
 from aip.scheduler import Node
 from aip.serving.autoscaler import AutoscalePolicy, Observation, ScaleState, decide
 from aip.serving.plan import ReplicaView, VersionPlan, plan_replicas
@@ -72,12 +73,7 @@ class RouterProcess:
         log.info("router started on %s (pid %d)", self.url, self.process.pid)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from types import TracebackType
 
 import httpx
 
+from aip.processes import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -65,13 +67,7 @@ class ReplicaProcess:
         self.stop()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def log_tail(self, size: int = 4000) -> str:
         self._log.seek(0)

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from aip.client import Client
+from aip.processes import stop_process
 
 DEFAULT_NODES = [{"name": "node-a", "cpu": 8, "memory": "16Gi",
                   "gpus": {"count": 4, "model": "T4", "memory": "16Gi"},
@@ -119,13 +120,7 @@ class AipServer:
         if self._client is not None:
             self._client.close()
             self._client = None
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=15)
 
     def server_log(self) -> str:
         try:
