@@ -116,16 +116,7 @@ def encode_infer_response(model_name: str, outputs: dict[str, np.ndarray],
     entries: list[dict[str, Any]] = []
     blobs: list[Blob] = []
     for output in selected:
-        array = outputs[output.name]
-        entry: dict[str, Any] = {"name": output.name, "datatype": oip_datatype(array.dtype),
-                                 "shape": list(array.shape)}
-        if output.binary:
-            blob = tensor_bytes(array)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = _json_values(array.ravel())
-        entries.append(entry)
+        entries.append(_tensor_entry(output.name, outputs[output.name], output.binary, blobs))
     document: dict[str, Any] = {"model_name": model_name, "outputs": entries}
     if request.id is not None:
         document["id"] = request.id
@@ -143,15 +134,7 @@ def encode_infer_request(inputs: dict[str, np.ndarray], *, binary: bool = False,
     entries: list[dict[str, Any]] = []
     blobs: list[Blob] = []
     for name, array in inputs.items():
-        entry: dict[str, Any] = {"name": name, "shape": list(array.shape),
-                                 "datatype": oip_datatype(array.dtype)}
-        if binary:
-            blob = tensor_bytes(array)
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = _json_values(array.ravel())
-        entries.append(entry)
+        entries.append(_tensor_entry(name, array, binary, blobs))
     document: dict[str, Any] = {"inputs": entries}
     if binary_output:
         document["parameters"] = {"binary_data_output": True}
@@ -162,6 +145,21 @@ def encode_infer_request(inputs: dict[str, np.ndarray], *, binary: bool = False,
     # the replica can use them in place.
     header += b" " * (-len(header) % 8)
     return b"".join([header, *blobs]), len(header)
+
+
+def _tensor_entry(name: str, array: np.ndarray, binary: bool,
+                  blobs: list[Blob]) -> dict[str, Any]:
+    """One tensor of a request or response: its values inline as JSON, or (``binary``) its
+    bytes appended to ``blobs`` with their size in the entry."""
+    entry: dict[str, Any] = {"name": name, "datatype": oip_datatype(array.dtype),
+                             "shape": list(array.shape)}
+    if binary:
+        blob = tensor_bytes(array)
+        entry["parameters"] = {"binary_data_size": len(blob)}
+        blobs.append(blob)
+    else:
+        entry["data"] = _json_values(array.ravel())
+    return entry
 
 
 def decode_infer_response(body: bytes, header_length: int | None = None
