@@ -12,8 +12,9 @@ from aip.control.states import JobState
 from aip.errors import Conflict, InvalidSpec, NotFound, Unschedulable
 from aip.scheduler import Gpu, Node
 from aip.spec import JobSpec, QueueSpec
-from aip.store.db import make_engine, migrate, session_factory
+from aip.store.db import make_engine, migrate
 from aip.store.tables import EventRow, JobRow
+from aip.testing.store import migrated_sessions
 
 NODES = [Node(name="n1", cpu_milli=8000, memory_bytes=32 * 2**30,
               gpus=tuple(Gpu(i, "T4", 16384) for i in range(4)))]
@@ -27,13 +28,8 @@ def job(name: str = "train", **changes: object) -> JobSpec:
 
 @pytest.fixture
 def sessions(database_url: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(database_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    with factory.begin() as session:
-        queue_service.ensure_default(session, 1.0)
-    yield factory
-    engine.dispose()
+    with migrated_sessions(database_url) as factory:
+        yield factory
 
 
 def test_migrations_create_every_table_on_an_empty_database(database_url: str) -> None:

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from aip.control import queues as queue_service
 from aip.control.registry import Registration, Registry
 from aip.registry.flavors import prepare_model
 from aip.registry.signatures import infer_signature
 from aip.registry.transfer import upload_archive
 from aip.storage import ArtifactStore
-from aip.store.db import make_engine, migrate, session_factory
 from aip.store.registry_tables import ModelVersionRow
+from aip.testing.store import migrated_sessions
 
 
 class Clock:
@@ -32,13 +31,8 @@ class Clock:
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'aip.db'}")
-    migrate(engine)
-    factory = session_factory(engine)
-    with factory.begin() as session:
-        queue_service.ensure_default(session, 1.0)
-    yield factory
-    engine.dispose()
+    with migrated_sessions(f"sqlite:///{tmp_path / 'aip.db'}") as factory:
+        yield factory
 
 
 @pytest.fixture

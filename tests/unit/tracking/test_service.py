@@ -11,27 +11,22 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aip.control import jobs as job_service
-from aip.control import queues as queue_service
 from aip.control import tracking
 from aip.control.tracking import Point
 from aip.errors import InvalidSpec, NotFound
 from aip.scheduler import Node
 from aip.spec import JobSpec
-from aip.store.db import make_engine, migrate, session_factory
+from aip.store.db import make_engine, migrate
 from aip.store.tracking_tables import JobTokenRow
+from aip.testing.store import migrated_sessions
 
 NODES = [Node(name="n1", cpu_milli=8000, memory_bytes=32 * 2**30)]
 
 
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    factory = session_factory(engine)
-    with factory.begin() as session:
-        queue_service.ensure_default(session, 1.0)
-    yield factory
-    engine.dispose()
+    with migrated_sessions(database_url) as factory:
+        yield factory
 
 
 def new_job(sessions: sessionmaker[Session], name: str = "train") -> str:
